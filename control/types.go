@@ -1,0 +1,99 @@
+// Package control is the protocol between the supervise command line and a
+// running supervisor: one JSON request and one JSON response per connection
+// over a Unix stream socket that only root and the supervisor's own user may
+// use.
+package control
+
+import "time"
+
+// Commands understood by the supervisor.
+const (
+	CmdStatus   = "status"
+	CmdStart    = "start"
+	CmdStop     = "stop"
+	CmdRestart  = "restart"
+	CmdReset    = "reset"
+	CmdSignal   = "signal"
+	CmdReload   = "reload"
+	CmdShutdown = "shutdown"
+)
+
+// Request is what a client sends: a command, the programs it names, and for
+// CmdSignal the signal (a name such as "HUP" or "SIGHUP", or a number).
+type Request struct {
+	Command string   `json:"command"`
+	Names   []string `json:"names,omitempty"`
+	Signal  string   `json:"signal,omitempty"`
+}
+
+// Response is the supervisor's answer. OK is false when the request as a
+// whole was refused (Error says why) or when any per-program Result failed.
+type Response struct {
+	OK       bool            `json:"ok"`
+	Error    string          `json:"error,omitempty"`
+	Message  string          `json:"message,omitempty"`
+	Results  []Result        `json:"results,omitempty"`
+	Programs []ProgramStatus `json:"programs,omitempty"`
+}
+
+// Result is the outcome of a command for one program.
+type Result struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// ProgramStatus is one program's row of `supervise status --json`
+// (SPEC section 6). Field names are part of the public interface.
+type ProgramStatus struct {
+	Name          string          `json:"name"`
+	State         string          `json:"state"`
+	PID           int             `json:"pid"`
+	UptimeSeconds float64         `json:"uptime_seconds"`
+	Restarts      int             `json:"restarts"`
+	Breaker       BreakerStatus   `json:"breaker"`
+	Stats         Stats           `json:"stats"`
+	LastExit      *ExitStatus     `json:"last_exit"`
+	Heartbeat     HeartbeatStatus `json:"heartbeat"`
+	Ready         bool            `json:"ready"`
+	StatusText    string          `json:"status_text"`
+	// Error is the last spawn error or the reason the program is held
+	// (for example a dependency that will not become ready).
+	Error string `json:"error,omitempty"`
+	// WaitingFor lists dependencies that are not ready yet.
+	WaitingFor []string `json:"waiting_for,omitempty"`
+}
+
+// BreakerStatus is the restart circuit breaker of a program.
+type BreakerStatus struct {
+	State            string  `json:"state"` // closed | open | half_open
+	Failures         int     `json:"failures"`
+	MaxFailures      int     `json:"max_failures"`
+	RemainingSeconds float64 `json:"remaining_seconds"`
+}
+
+// Stats counts a program's runs since the supervisor started.
+type Stats struct {
+	Starts       uint64 `json:"starts"`
+	Successes    uint64 `json:"successes"`
+	Failures     uint64 `json:"failures"`
+	Rejected     uint64 `json:"rejected"`
+	StateChanges uint64 `json:"state_changes"`
+}
+
+// ExitStatus is how a program's last run ended. Code is -1 when a signal
+// ended it; Signal is then its name (for example "SIGKILL").
+type ExitStatus struct {
+	Code   int       `json:"code"`
+	Signal string    `json:"signal,omitempty"`
+	At     time.Time `json:"at"`
+	// Error is set when the run never began (spawn failure).
+	Error string `json:"error,omitempty"`
+}
+
+// HeartbeatStatus is the last beat seen of a program's heartbeat file.
+type HeartbeatStatus struct {
+	LastBeatAt *time.Time     `json:"last_beat_at"`
+	AgeSeconds *float64       `json:"age_seconds"`
+	Metadata   map[string]any `json:"metadata"`
+}
