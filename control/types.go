@@ -2,6 +2,15 @@
 // running supervisor: one JSON request and one JSON response per connection
 // over a Unix stream socket that only root and the supervisor's own user may
 // use.
+//
+// On the wire a request is one JSON object (Request) ended by a newline or
+// by the client closing its side, at most MaxRequestSize bytes, sent within
+// RequestTimeout; the answer is one JSON object (Response) and a newline.
+// The server (Listen, Serve) creates the socket mode 0600, checks each
+// peer's uid with SO_PEERCRED, validates every request with ParseRequest
+// before its Handler sees it, and survives malformed input by answering
+// with an error. Call is the client side; WriteTable prints the status
+// table of `supervise status`.
 package control
 
 import "time"

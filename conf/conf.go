@@ -1,0 +1,465 @@
+// Package conf reads and checks supervise's TOML configuration.
+//
+// It decodes the whole schema of the configuration file (the [supervisor]
+// table, [defaults], every [programs.NAME] with its breaker and watchdog
+// subtables, and the [teardown.NAME] steps) into typed values, with the
+// built-in defaults and the [defaults] table already applied to every
+// program. A file is validated whole: Parse returns either a complete,
+// valid *Config or an ErrorList naming every problem with its file, line,
+// section and key, so a reload can swap in a new value or keep the old one.
+//
+// Resolution rules that fix the meaning of a valid file:
+//
+//   - A program setting comes from its own table, else from [defaults],
+//     else from the built-in default. The environment table and the breaker
+//     and watchdog subtables merge key by key: a program's environment adds
+//     to (and overrides single variables of) the one in [defaults].
+//   - Durations are Go duration strings ("1m30s") or numbers of seconds.
+//   - Relative paths (directory, stdout/stderr files, heartbeat files) are
+//     taken relative to the directory of the configuration file.
+//   - stdout/stderr are "log", "inherit", "null", or a file path, which must
+//     contain a "/" ("./web.log"), so a misspelt keyword is an error rather
+//     than a file name.
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// RestartPolicy says when a program that ended is started again.
+type RestartPolicy string
+
+// The restart policies.
+const (
+	RestartAlways    RestartPolicy = "always"
+	RestartOnFailure RestartPolicy = "on-failure"
+	RestartNever     RestartPolicy = "never"
+)
+
+// OutputKind says where a program's stdout or stderr goes.
+type OutputKind int
+
+// The output kinds.
+const (
+	OutputLog     OutputKind = iota // lines go to the supervisor's log
+	OutputInherit                   // the supervisor's own stdout/stderr
+	OutputNull                      // /dev/null
+	OutputFile                      // appended to Output.Path
+)
+
+// String returns the configuration keyword of k ("log", "inherit", "null",
+// "file").
+func (k OutputKind) String() string {
+	switch k {
+	case OutputLog:
+		return "log"
+	case OutputInherit:
+		return "inherit"
+	case OutputNull:
+		return "null"
+	case OutputFile:
+		return "file"
+	}
+	return fmt.Sprintf("OutputKind(%d)", int(k))
+}
+
+// Output is the destination of one output stream of a program.
+type Output struct {
+	Kind OutputKind
+	Path string // absolute file path, for OutputFile only
+}
+
+// String returns the value as it would be written in the file.
+func (o Output) String() string {
+	if o.Kind == OutputFile {
+		return o.Path
+	}
+	return o.Kind.String()
+}
+
+// WatchdogAction is what a watchdog does when a program's heartbeat stops.
+type WatchdogAction string
+
+// The watchdog actions.
+const (
+	WatchdogRestart WatchdogAction = "restart"
+	WatchdogStop    WatchdogAction = "stop"
+	WatchdogLog     WatchdogAction = "log"
+)
+
+// Log levels and formats accepted by [supervisor] and Overrides.
+const (
+	LogDebug = "debug"
+	LogInfo  = "info"
+	LogWarn  = "warn"
+	LogError = "error"
+
+	FormatConsole = "console"
+	FormatJSON    = "json"
+)
+
+// MainProgram is the name of the program added by AddCommand.
+const MainProgram = "main"
+
+// Config is a complete, validated configuration.
+type Config struct {
+	File       string // path loaded from ("" for Default)
+	Supervisor Supervisor
+	Programs   map[string]*Program // defaults already applied
+	Order      []string            // program names in file order
+	Teardown   map[string]*TeardownStep
+
+	// defaults is the raw [defaults] table, kept for AddCommand.
+	defaults map[string]any
+}
+
+// Supervisor holds the [supervisor] table.
+type Supervisor struct {
+	LogLevel, LogFormat, Socket, HeartbeatFile, Metrics string
+	HeartbeatInterval, ShutdownTimeout                  time.Duration
+	ForceExitCode                                       int
+	WatchConfig                                         bool
+}
+
+// Program is one [programs.NAME] table with [defaults] and the built-in
+// defaults applied.
+type Program struct {
+	Name             string
+	Line             int      // line of the [programs.NAME] header (0 if unknown)
+	Command          []string // argv; a TOML string command becomes {"/bin/sh", "-c", s}
+	Directory        string
+	Environment      map[string]string // never nil
+	ClearEnvironment bool
+	User, Group      string
+	Autostart        bool
+	DependsOn        []string
+	Restart          RestartPolicy
+	SuccessExitCodes []int
+	MinUptime        time.Duration
+	BackoffInitial   time.Duration
+	BackoffMax       time.Duration
+	StopTimeout      time.Duration
+	StopSignal       syscall.Signal
+	StopPriority     int
+	Critical         bool
+	Stdout, Stderr   Output
+	LogRate          float64 // lines per second; 0 = unlimited
+	LogBurst         int     // token bucket size; 0 = EffectiveLogBurst's default
+	Notify           bool
+	Breaker          Breaker
+	Watchdog         *Watchdog // nil when no [programs.X.watchdog] table
+}
+
+// Breaker holds a program's [breaker] subtable.
+type Breaker struct {
+	MaxFailures      int
+	ResetTimeout     time.Duration
+	HalfOpenMaxCalls int
+}
+
+// Watchdog holds a program's [watchdog] subtable. StartGrace is already
+// resolved: it equals Timeout when the file does not set it.
+type Watchdog struct {
+	HeartbeatFile string
+	Timeout       time.Duration
+	StartGrace    time.Duration
+	Action        WatchdogAction
+}
+
+// TeardownStep is one [teardown.NAME] command run during shutdown.
+type TeardownStep struct {
+	Name     string
+	Command  []string
+	Priority int
+	Timeout  time.Duration
+}
+
+// Overrides are settings given on the command line, which win over the
+// file. Empty fields override nothing.
+type Overrides struct {
+	LogLevel, LogFormat, Socket string
+}
+
+// Built-in defaults.
+const (
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultForceExitCode     = 1
+	DefaultMinUptime         = 5 * time.Second
+	DefaultBackoffInitial    = 100 * time.Millisecond
+	DefaultBackoffMax        = 30 * time.Second
+	DefaultStopSignal        = syscall.SIGTERM
+	DefaultStopTimeout       = 10 * time.Second
+	DefaultPriority          = 100
+	DefaultMaxFailures       = 5
+	DefaultResetTimeout      = 60 * time.Second
+	DefaultHalfOpenMaxCalls  = 1
+	DefaultWatchdogTimeout   = 30 * time.Second
+	DefaultTeardownTimeout   = 10 * time.Second
+)
+
+func defaultSupervisor() Supervisor {
+	return Supervisor{
+		LogLevel:          LogInfo,
+		LogFormat:         FormatConsole,
+		HeartbeatInterval: DefaultHeartbeatInterval,
+		ShutdownTimeout:   DefaultShutdownTimeout,
+		ForceExitCode:     DefaultForceExitCode,
+		WatchConfig:       true,
+	}
+}
+
+func defaultProgram(name string) *Program {
+	return &Program{
+		Name:             name,
+		Environment:      map[string]string{},
+		Autostart:        true,
+		Restart:          RestartOnFailure,
+		SuccessExitCodes: []int{0},
+		MinUptime:        DefaultMinUptime,
+		BackoffInitial:   DefaultBackoffInitial,
+		BackoffMax:       DefaultBackoffMax,
+		StopSignal:       DefaultStopSignal,
+		StopTimeout:      DefaultStopTimeout,
+		StopPriority:     DefaultPriority,
+		Stdout:           Output{Kind: OutputLog},
+		Stderr:           Output{Kind: OutputLog},
+		Breaker: Breaker{
+			MaxFailures:      DefaultMaxFailures,
+			ResetTimeout:     DefaultResetTimeout,
+			HalfOpenMaxCalls: DefaultHalfOpenMaxCalls,
+		},
+	}
+}
+
+// Resolve returns the config path: flag if non-empty, else
+// $SUPERVISE_CONFIG, else ./supervise.toml if it exists, else
+// /etc/supervise/supervise.toml.
+func Resolve(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv("SUPERVISE_CONFIG"); env != "" {
+		return env
+	}
+	if _, err := os.Stat("supervise.toml"); err == nil {
+		return "supervise.toml"
+	}
+	return "/etc/supervise/supervise.toml"
+}
+
+// Load reads the file at path and parses it. A read error is returned
+// wrapped (errors.Is(err, fs.ErrNotExist) works); a bad file gives an
+// ErrorList.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Default returns the configuration used without a file: the supervisor's
+// built-in defaults and no programs.
+func Default() *Config {
+	return &Config{
+		Supervisor: defaultSupervisor(),
+		Programs:   map[string]*Program{},
+		Teardown:   map[string]*TeardownStep{},
+	}
+}
+
+// AddCommand adds program "main" running argv (no shell) with critical =
+// true, inheriting [defaults]. It is used by single-command mode and by
+// `-c FILE -- CMD`. It fails, changing nothing, when "main" exists or argv
+// is empty, or when [defaults] makes the new program invalid (for example
+// a depends_on naming it).
+func (c *Config) AddCommand(argv []string) error {
+	if _, ok := c.Programs[MainProgram]; ok {
+		return &Error{File: c.File, Line: c.Programs[MainProgram].Line, Program: "programs." + MainProgram,
+			Msg: fmt.Sprintf("%v: the name %q is reserved for the command given after --", ErrProgramExists, MainProgram),
+			err: ErrProgramExists}
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return &Error{Program: "programs." + MainProgram, Key: "command", Msg: "empty command"}
+	}
+	d := newDecoder(c.File, nil)
+	cmd := make([]any, len(argv))
+	for i, a := range argv {
+		cmd[i] = a
+	}
+	p := d.buildProgram(MainProgram, c.defaults, map[string]any{"command": cmd, "critical": true})
+	progs := maps.Clone(c.Programs)
+	progs[MainProgram] = p
+	order := append(slices.Clone(c.Order), MainProgram)
+	d.checkDependencies(progs, order)
+	if len(d.errs) > 0 {
+		sortErrors(d.errs)
+		return d.errs
+	}
+	c.Programs = progs
+	c.Order = order
+	return nil
+}
+
+// Apply applies command-line overrides to the supervisor settings after
+// checking them.
+func (c *Config) Apply(o Overrides) error {
+	var errs []error
+	if o.LogLevel != "" && !slices.Contains(logLevels, o.LogLevel) {
+		errs = append(errs, fmt.Errorf("%w: log level %q: must be one of %s%s",
+			ErrInvalid, o.LogLevel, quoteList(logLevels), suggest(o.LogLevel, logLevels)))
+	}
+	if o.LogFormat != "" && !slices.Contains(logFormats, o.LogFormat) {
+		errs = append(errs, fmt.Errorf("%w: log format %q: must be one of %s%s",
+			ErrInvalid, o.LogFormat, quoteList(logFormats), suggest(o.LogFormat, logFormats)))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if o.LogLevel != "" {
+		c.Supervisor.LogLevel = o.LogLevel
+	}
+	if o.LogFormat != "" {
+		c.Supervisor.LogFormat = o.LogFormat
+	}
+	if o.Socket != "" {
+		c.Supervisor.Socket = o.Socket
+	}
+	return nil
+}
+
+// EffectiveLogBurst returns the token bucket size for LogRate: LogBurst when
+// set, else LogRate rounded up (at least 1). It is 0 when LogRate is 0
+// (unlimited).
+func (p *Program) EffectiveLogBurst() int {
+	if p.LogRate <= 0 {
+		return 0
+	}
+	if p.LogBurst > 0 {
+		return p.LogBurst
+	}
+	b := int(p.LogRate)
+	if float64(b) < p.LogRate {
+		b++
+	}
+	return max(b, 1)
+}
+
+// Equal reports whether two programs have the same settings, Line ignored.
+// A reload restarts the programs whose settings are not Equal.
+func (p *Program) Equal(q *Program) bool {
+	if p == nil || q == nil {
+		return p == q
+	}
+	a, b := *p, *q
+	if !slices.Equal(a.Command, b.Command) ||
+		!maps.Equal(a.Environment, b.Environment) ||
+		!slices.Equal(a.DependsOn, b.DependsOn) ||
+		!slices.Equal(a.SuccessExitCodes, b.SuccessExitCodes) {
+		return false
+	}
+	if (a.Watchdog == nil) != (b.Watchdog == nil) ||
+		(a.Watchdog != nil && *a.Watchdog != *b.Watchdog) {
+		return false
+	}
+	a.Line, b.Line = 0, 0
+	a.Command, b.Command = nil, nil
+	a.Environment, b.Environment = nil, nil
+	a.DependsOn, b.DependsOn = nil, nil
+	a.SuccessExitCodes, b.SuccessExitCodes = nil, nil
+	a.Watchdog, b.Watchdog = nil, nil
+	return equalScalars(a, b)
+}
+
+// equalScalars compares programs whose slice, map and pointer fields have
+// been cleared.
+func equalScalars(a, b Program) bool {
+	type scalars struct {
+		Name             string
+		Directory        string
+		ClearEnvironment bool
+		User, Group      string
+		Autostart        bool
+		Restart          RestartPolicy
+		MinUptime        time.Duration
+		BackoffInitial   time.Duration
+		BackoffMax       time.Duration
+		StopTimeout      time.Duration
+		StopSignal       syscall.Signal
+		StopPriority     int
+		Critical         bool
+		Stdout, Stderr   Output
+		LogRate          float64
+		LogBurst         int
+		Notify           bool
+		Breaker          Breaker
+	}
+	conv := func(p Program) scalars {
+		return scalars{p.Name, p.Directory, p.ClearEnvironment, p.User, p.Group, p.Autostart,
+			p.Restart, p.MinUptime, p.BackoffInitial, p.BackoffMax, p.StopTimeout, p.StopSignal,
+			p.StopPriority, p.Critical, p.Stdout, p.Stderr, p.LogRate, p.LogBurst, p.Notify, p.Breaker}
+	}
+	return conv(a) == conv(b)
+}
+
+// Equal reports whether two teardown steps have the same settings.
+func (t *TeardownStep) Equal(u *TeardownStep) bool {
+	if t == nil || u == nil {
+		return t == u
+	}
+	return t.Name == u.Name && slices.Equal(t.Command, u.Command) &&
+		t.Priority == u.Priority && t.Timeout == u.Timeout
+}
+
+// resolvePath makes p absolute relative to the directory of file (or the
+// working directory when file is empty), and cleans it.
+func resolvePath(file, p string) string {
+	if p == "" {
+		return ""
+	}
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	base := "."
+	if file != "" {
+		base = filepath.Dir(file)
+	}
+	if abs, err := filepath.Abs(filepath.Join(base, p)); err == nil {
+		return abs
+	}
+	return filepath.Join(base, p)
+}
+
+// Summary returns a one-line description of the program, for `supervise
+// validate`: its name, command and the settings that differ from the
+// built-in defaults most often looked at.
+func (p *Program) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s (restart %s", p.Name, strings.Join(p.Command, " "), p.Restart)
+	if !p.Autostart {
+		b.WriteString(", no autostart")
+	}
+	if p.Critical {
+		b.WriteString(", critical")
+	}
+	if len(p.DependsOn) > 0 {
+		fmt.Fprintf(&b, ", depends on %s", strings.Join(p.DependsOn, ", "))
+	}
+	if p.Watchdog != nil {
+		fmt.Fprintf(&b, ", watchdog %v on %s", p.Watchdog.Timeout, p.Watchdog.HeartbeatFile)
+	}
+	if p.Notify {
+		b.WriteString(", notify")
+	}
+	fmt.Fprintf(&b, ", breaker %d/%v)", p.Breaker.MaxFailures, p.Breaker.ResetTimeout)
+	return b.String()
+}

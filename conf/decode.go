@@ -1,0 +1,903 @@
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+var (
+	logLevels      = []string{LogDebug, LogInfo, LogWarn, LogError}
+	logFormats     = []string{FormatConsole, FormatJSON}
+	restartValues  = []string{string(RestartAlways), string(RestartOnFailure), string(RestartNever)}
+	actionValues   = []string{string(WatchdogRestart), string(WatchdogStop), string(WatchdogLog)}
+	outputKeywords = []string{"log", "inherit", "null"}
+
+	topKeys        = []string{"supervisor", "defaults", "programs", "teardown"}
+	supervisorKeys = []string{"log_level", "log_format", "socket", "heartbeat_file",
+		"heartbeat_interval", "shutdown_timeout", "force_exit_code", "watch_config", "metrics"}
+	programKeys = []string{"command", "directory", "environment", "clear_environment",
+		"user", "group", "autostart", "depends_on", "restart", "success_exit_codes",
+		"min_uptime", "backoff_initial", "backoff_max", "stop_signal", "stop_timeout",
+		"stop_priority", "critical", "stdout", "stderr", "log_rate", "log_burst", "notify",
+		"breaker", "watchdog"}
+	breakerKeys  = []string{"max_failures", "reset_timeout", "half_open_max_calls"}
+	watchdogKeys = []string{"heartbeat_file", "timeout", "start_grace", "action"}
+	teardownKeys = []string{"command", "priority", "timeout"}
+
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
+
+// maxDurationSeconds bounds numeric durations so they fit a time.Duration.
+const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
+
+// Parse decodes and validates a configuration. file is used in error
+// messages and to resolve relative paths. On any problem it returns an
+// ErrorList holding every problem found.
+func Parse(file string, data []byte) (*Config, error) {
+	var raw map[string]any
+	md, derr := toml.Decode(string(data), &raw)
+	if derr != nil {
+		e := &Error{File: file, Msg: "syntax error: " + derr.Error()}
+		var pe toml.ParseError
+		if errors.As(derr, &pe) {
+			e.Line = pe.Position.Line
+			e.Msg = "syntax error: " + pe.Message
+		}
+		return nil, ErrorList{e}
+	}
+	d := newDecoder(file, scanLines(data))
+	cfg := d.config(raw, md.Keys())
+	if len(d.errs) > 0 {
+		sortErrors(d.errs)
+		return nil, d.errs
+	}
+	return cfg, nil
+}
+
+type decoder struct {
+	file  string
+	lines *lineIndex
+	errs  ErrorList
+}
+
+func newDecoder(file string, lines *lineIndex) *decoder {
+	return &decoder{file: file, lines: lines}
+}
+
+// table is the context for decoding one section of the file.
+type table struct {
+	d       *decoder
+	section string   // "programs.web"; "" at top level
+	path    []string // TOML path of the section, for line numbers
+	quiet   bool     // drop errors (a table already checked once)
+}
+
+func (t *table) line(key []string) int {
+	return t.d.lines.line(append(slices.Clone(t.path), key...)...)
+}
+
+// errAt records a problem about key (a path below the section).
+func (t *table) errAt(key []string, format string, args ...any) {
+	if t.quiet {
+		return
+	}
+	t.d.errs = append(t.d.errs, &Error{
+		File: t.d.file, Line: t.line(key), Program: t.section,
+		Key: strings.Join(key, "."), Msg: fmt.Sprintf(format, args...),
+	})
+}
+
+// keyErr records a problem with a key's value: `key "k": ...`.
+func (t *table) keyErr(key []string, format string, args ...any) {
+	t.errAt(key, "key %q: %s", strings.Join(key, "."), fmt.Sprintf(format, args...))
+}
+
+func (t *table) sub(key string) *table {
+	return &table{d: t.d, section: t.section, path: append(slices.Clone(t.path), key), quiet: t.quiet}
+}
+
+// sortedKeys returns the keys of m ordered by line, then name.
+func (t *table) sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	lines := make(map[string]int, len(m))
+	for k := range m {
+		keys = append(keys, k)
+		lines[k] = t.line([]string{k})
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if lines[keys[i]] != lines[keys[j]] {
+			return lines[keys[i]] < lines[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// unknown reports key as unknown, suggesting the nearest of known. prefix
+// is the subtable the key sits in, if any.
+func (t *table) unknown(prefix []string, key string, known []string) {
+	full := append(slices.Clone(prefix), key)
+	cands := known
+	if len(prefix) > 0 {
+		cands = make([]string, len(known))
+		for i, k := range known {
+			cands[i] = strings.Join(prefix, ".") + "." + k
+		}
+	}
+	name := strings.Join(full, ".")
+	t.errAt(full, "unknown key %q%s", name, suggest(name, cands))
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case int64:
+		return "integer"
+	case float64:
+		return "float"
+	case bool:
+		return "boolean"
+	case []map[string]any:
+		return "array of tables"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "table"
+	case time.Time:
+		return "datetime"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func (t *table) wrongType(key []string, want string, v any) {
+	t.keyErr(key, "expected %s, got %s", want, typeName(v))
+}
+
+func (t *table) asTable(key []string, v any) (map[string]any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.wrongType(key, "a table", v)
+	}
+	return m, ok
+}
+
+func (t *table) str(key []string, v any) (string, bool) {
+	s, ok := v.(string)
+	if !ok {
+		t.wrongType(key, "a string", v)
+		return "", false
+	}
+	if strings.ContainsRune(s, 0) {
+		t.keyErr(key, "contains a NUL byte")
+		return "", false
+	}
+	return s, true
+}
+
+func (t *table) boolean(key []string, v any) (bool, bool) {
+	b, ok := v.(bool)
+	if !ok {
+		t.wrongType(key, "a boolean", v)
+	}
+	return b, ok
+}
+
+// integer checks an integer in [lo, hi].
+func (t *table) integer(key []string, v any, lo, hi int64) (int, bool) {
+	n, ok := v.(int64)
+	if !ok {
+		t.wrongType(key, "an integer", v)
+		return 0, false
+	}
+	if n < lo || n > hi {
+		switch {
+		case hi == math.MaxInt32:
+			t.keyErr(key, "must be at least %d, got %d", lo, n)
+		default:
+			t.keyErr(key, "must be between %d and %d, got %d", lo, hi, n)
+		}
+		return 0, false
+	}
+	return int(n), true
+}
+
+// duration accepts a Go duration string or a number of seconds. Negative
+// durations are refused, and zero too when positive is set.
+func (t *table) duration(key []string, v any, positive bool) (time.Duration, bool) {
+	var d time.Duration
+	switch x := v.(type) {
+	case string:
+		var err error
+		d, err = time.ParseDuration(strings.TrimSpace(x))
+		if err != nil {
+			t.keyErr(key, `invalid duration %q (use Go syntax like "1m30s", or a number of seconds)`, x)
+			return 0, false
+		}
+	case int64:
+		if x < 0 {
+			t.keyErr(key, "must not be negative, got %d", x)
+			return 0, false
+		}
+		if float64(x) > maxDurationSeconds {
+			t.keyErr(key, "%d seconds is too long", x)
+			return 0, false
+		}
+		d = time.Duration(x) * time.Second
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 || x >= maxDurationSeconds {
+			t.keyErr(key, "invalid duration: %v seconds", x)
+			return 0, false
+		}
+		d = time.Duration(x * float64(time.Second))
+	default:
+		t.wrongType(key, `a duration (a string like "1m30s" or a number of seconds)`, v)
+		return 0, false
+	}
+	if d < 0 {
+		t.keyErr(key, "must not be negative, got %v", v)
+		return 0, false
+	}
+	if positive && d == 0 {
+		t.keyErr(key, "must be greater than zero")
+		return 0, false
+	}
+	return d, true
+}
+
+func quoteList(vals []string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = strconv.Quote(v)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func (t *table) enum(key []string, v any, allowed []string) (string, bool) {
+	s, ok := t.str(key, v)
+	if !ok {
+		return "", false
+	}
+	if !slices.Contains(allowed, s) {
+		t.keyErr(key, "invalid value %q: must be %s%s", s, quoteList(allowed), suggest(s, allowed))
+		return "", false
+	}
+	return s, true
+}
+
+func (t *table) strArray(key []string, v any) ([]string, bool) {
+	arr, ok := v.([]any)
+	if !ok {
+		t.wrongType(key, "an array of strings", v)
+		return nil, false
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			t.keyErr(key, "element %d: expected a string, got %s", i, typeName(e))
+			return nil, false
+		}
+		if strings.ContainsRune(s, 0) {
+			t.keyErr(key, "element %d contains a NUL byte", i)
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+// command accepts an argv array or a shell command string.
+func (t *table) command(key []string, v any) ([]string, bool) {
+	if s, ok := v.(string); ok {
+		if strings.TrimSpace(s) == "" {
+			t.keyErr(key, "empty command")
+			return nil, false
+		}
+		if strings.ContainsRune(s, 0) {
+			t.keyErr(key, "contains a NUL byte")
+			return nil, false
+		}
+		return []string{"/bin/sh", "-c", s}, true
+	}
+	if _, ok := v.([]any); !ok {
+		t.wrongType(key, "an array of strings or a string", v)
+		return nil, false
+	}
+	argv, ok := t.strArray(key, v)
+	if !ok {
+		return nil, false
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		t.keyErr(key, "empty command: the first element must name the program to run")
+		return nil, false
+	}
+	return argv, true
+}
+
+// filePath accepts a string path and resolves it against the file's directory.
+func (t *table) filePath(key []string, v any) (string, bool) {
+	s, ok := t.str(key, v)
+	if !ok || s == "" {
+		return "", ok
+	}
+	return resolvePath(t.d.file, s), true
+}
+
+// config decodes the whole file.
+func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
+	cfg := Default()
+	cfg.File = d.file
+	top := &table{d: d}
+	var programs, teardown map[string]any
+	for _, k := range top.sortedKeys(raw) {
+		v := raw[k]
+		switch k {
+		case "supervisor":
+			if m, ok := top.asTable([]string{k}, v); ok {
+				d.supervisor(&cfg.Supervisor, m)
+			}
+		case "defaults":
+			if m, ok := top.asTable([]string{k}, v); ok {
+				cfg.defaults = m
+				t := &table{d: d, section: "defaults", path: []string{"defaults"}}
+				t.applyProgram(defaultProgram(""), m, nil)
+			}
+		case "programs":
+			programs, _ = top.asTable([]string{k}, v)
+		case "teardown":
+			teardown, _ = top.asTable([]string{k}, v)
+		default:
+			top.unknown(nil, k, topKeys)
+		}
+	}
+
+	cfg.Order = programOrder(programs, keys)
+	for _, name := range cfg.Order {
+		section := "programs." + name
+		t := &table{d: d, section: section, path: []string{"programs", name}}
+		if !nameRE.MatchString(name) {
+			t.errAt(nil, `invalid program name %q: use only letters, digits, "_", "." and "-"`, name)
+		}
+		m, ok := v2table(t, programs[name])
+		if !ok {
+			continue
+		}
+		p := d.buildProgram(name, cfg.defaults, m)
+		cfg.Programs[name] = p
+	}
+	// Keep Order to the programs that decoded.
+	cfg.Order = slices.DeleteFunc(cfg.Order, func(n string) bool { return cfg.Programs[n] == nil })
+	d.checkDependencies(cfg.Programs, cfg.Order)
+
+	top2 := &table{d: d, path: []string{"teardown"}}
+	for _, name := range top2.sortedKeys(teardown) {
+		t := &table{d: d, section: "teardown." + name, path: []string{"teardown", name}}
+		if !nameRE.MatchString(name) {
+			t.errAt(nil, `invalid teardown step name %q: use only letters, digits, "_", "." and "-"`, name)
+		}
+		if _, clash := programs[name]; clash {
+			t.errAt(nil, "name %q is also a program's; teardown steps and programs need distinct names", name)
+		}
+		m, ok := v2table(t, teardown[name])
+		if !ok {
+			continue
+		}
+		if s := t.teardownStep(name, m); s != nil {
+			cfg.Teardown[name] = s
+		}
+	}
+	return cfg
+}
+
+// v2table checks that a program or teardown entry is a table.
+func v2table(t *table, v any) (map[string]any, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.errAt(nil, "expected a table, got %s", typeName(v))
+	}
+	return m, ok
+}
+
+// programOrder lists the program names in the order the file gives them.
+func programOrder(programs map[string]any, keys []toml.Key) []string {
+	var order []string
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if len(k) >= 2 && k[0] == "programs" && !seen[k[1]] {
+			if _, ok := programs[k[1]]; ok {
+				seen[k[1]] = true
+				order = append(order, k[1])
+			}
+		}
+	}
+	var rest []string
+	for name := range programs {
+		if !seen[name] {
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(rest)
+	return append(order, rest...)
+}
+
+func (d *decoder) supervisor(s *Supervisor, m map[string]any) {
+	t := &table{d: d, section: "supervisor", path: []string{"supervisor"}}
+	for _, k := range t.sortedKeys(m) {
+		v, key := m[k], []string{k}
+		switch k {
+		case "log_level":
+			if x, ok := t.enum(key, v, logLevels); ok {
+				s.LogLevel = x
+			}
+		case "log_format":
+			if x, ok := t.enum(key, v, logFormats); ok {
+				s.LogFormat = x
+			}
+		case "socket":
+			if x, ok := t.str(key, v); ok {
+				if x != "" && x != "off" {
+					x = resolvePath(d.file, x)
+				}
+				s.Socket = x
+			}
+		case "heartbeat_file":
+			if x, ok := t.filePath(key, v); ok {
+				s.HeartbeatFile = x
+			}
+		case "heartbeat_interval":
+			if x, ok := t.duration(key, v, true); ok {
+				s.HeartbeatInterval = x
+			}
+		case "shutdown_timeout":
+			if x, ok := t.duration(key, v, true); ok {
+				s.ShutdownTimeout = x
+			}
+		case "force_exit_code":
+			if x, ok := t.integer(key, v, 0, 255); ok {
+				s.ForceExitCode = x
+			}
+		case "watch_config":
+			if x, ok := t.boolean(key, v); ok {
+				s.WatchConfig = x
+			}
+		case "metrics":
+			if x, ok := t.str(key, v); ok {
+				if x != "" {
+					if err := checkHostPort(x); err != nil {
+						t.keyErr(key, "invalid address %q: %v", x, err)
+						continue
+					}
+				}
+				s.Metrics = x
+			}
+		default:
+			t.unknown(nil, k, supervisorKeys)
+		}
+	}
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return errors.New(`want host:port, such as "127.0.0.1:9100" or ":9100"`)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("bad host %q", host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number between 1 and 65535", port)
+	}
+	return nil
+}
+
+// progBuild tracks a program being assembled from its layers.
+type progBuild struct {
+	p             *Program
+	startGraceSet bool
+}
+
+// buildProgram applies the built-in defaults, then [defaults] (already
+// checked, so quietly), then the program's own table, then checks the
+// result.
+func (d *decoder) buildProgram(name string, defaults, own map[string]any) *Program {
+	b := &progBuild{p: defaultProgram(name)}
+	b.p.Line = d.lines.line("programs", name)
+	t := &table{d: d, section: "programs." + name, path: []string{"programs", name}}
+	if defaults != nil {
+		(&table{d: d, section: "defaults", path: []string{"defaults"}, quiet: true}).applyProgram(b.p, defaults, b)
+	}
+	t.applyProgram(b.p, own, b)
+	p := b.p
+	if len(p.Command) == 0 && !mentionsCommand(defaults) && !mentionsCommand(own) {
+		t.errAt([]string{"command"}, `missing required key "command"`)
+	}
+	if p.BackoffMax < p.BackoffInitial {
+		t.keyErr([]string{"backoff_max"}, "%v is less than backoff_initial %v", p.BackoffMax, p.BackoffInitial)
+	}
+	if w := p.Watchdog; w != nil {
+		if w.HeartbeatFile == "" {
+			t.errAt([]string{"watchdog", "heartbeat_file"}, `missing required key "watchdog.heartbeat_file"`)
+		}
+		if !b.startGraceSet {
+			w.StartGrace = w.Timeout
+		}
+	}
+	return p
+}
+
+// mentionsCommand reports whether m has a command key, or a key so close to
+// it that the problem is already reported as a misspelling (or bad value).
+func mentionsCommand(m map[string]any) bool {
+	for k := range m {
+		if editDistance(k, "command") <= 2 {
+			return true
+		}
+	}
+	return false
+}
+
+// applyProgram sets the program keys found in m onto p. b is nil when
+// checking [defaults] on its own.
+func (t *table) applyProgram(p *Program, m map[string]any, b *progBuild) {
+	for _, k := range t.sortedKeys(m) {
+		v, key := m[k], []string{k}
+		switch k {
+		case "command":
+			if x, ok := t.command(key, v); ok {
+				p.Command = x
+			}
+		case "directory":
+			if x, ok := t.filePath(key, v); ok {
+				p.Directory = x
+			}
+		case "environment":
+			env, ok := t.asTable(key, v)
+			if !ok {
+				continue
+			}
+			for _, name := range t.sub(k).sortedKeys(env) {
+				ek := []string{k, name}
+				if name == "" || strings.ContainsAny(name, "=\x00") {
+					t.keyErr(ek, "invalid variable name %q", name)
+					continue
+				}
+				if s, ok := t.str(ek, env[name]); ok {
+					p.Environment[name] = s
+				}
+			}
+		case "clear_environment":
+			if x, ok := t.boolean(key, v); ok {
+				p.ClearEnvironment = x
+			}
+		case "user", "group":
+			var id string
+			switch x := v.(type) {
+			case int64:
+				if x < 0 || x > math.MaxUint32-1 {
+					t.keyErr(key, "invalid id %d", x)
+					continue
+				}
+				id = strconv.FormatInt(x, 10)
+			case string:
+				s, ok := t.str(key, v)
+				if !ok {
+					continue
+				}
+				id = s
+			default:
+				t.wrongType(key, "a name or a numeric id", v)
+				continue
+			}
+			if k == "user" {
+				p.User = id
+			} else {
+				p.Group = id
+			}
+		case "autostart":
+			if x, ok := t.boolean(key, v); ok {
+				p.Autostart = x
+			}
+		case "depends_on":
+			deps, ok := t.strArray(key, v)
+			if !ok {
+				continue
+			}
+			seen := map[string]bool{}
+			for _, dep := range deps {
+				if seen[dep] {
+					t.keyErr(key, "%q is listed twice", dep)
+				}
+				seen[dep] = true
+			}
+			p.DependsOn = deps
+		case "restart":
+			if x, ok := t.enum(key, v, restartValues); ok {
+				p.Restart = RestartPolicy(x)
+			}
+		case "success_exit_codes":
+			arr, ok := v.([]any)
+			if !ok {
+				t.wrongType(key, "an array of integers", v)
+				continue
+			}
+			codes := make([]int, 0, len(arr))
+			for i, e := range arr {
+				n, isInt := e.(int64)
+				if !isInt {
+					t.keyErr(key, "element %d: expected an integer, got %s", i, typeName(e))
+					ok = false
+					break
+				}
+				if n < 0 || n > 255 {
+					t.keyErr(key, "exit code %d is not between 0 and 255", n)
+					ok = false
+					continue
+				}
+				codes = append(codes, int(n))
+			}
+			if ok {
+				p.SuccessExitCodes = codes
+			}
+		case "min_uptime":
+			if x, ok := t.duration(key, v, false); ok {
+				p.MinUptime = x
+			}
+		case "backoff_initial":
+			if x, ok := t.duration(key, v, false); ok {
+				p.BackoffInitial = x
+			}
+		case "backoff_max":
+			if x, ok := t.duration(key, v, false); ok {
+				p.BackoffMax = x
+			}
+		case "stop_timeout":
+			if x, ok := t.duration(key, v, true); ok {
+				p.StopTimeout = x
+			}
+		case "stop_signal":
+			var s string
+			switch x := v.(type) {
+			case string:
+				s = x
+			case int64:
+				s = strconv.FormatInt(x, 10)
+			default:
+				t.wrongType(key, `a signal name or number ("TERM", "SIGTERM", 15)`, v)
+				continue
+			}
+			sig, err := ParseSignal(s)
+			if err != nil {
+				t.keyErr(key, "%v", err)
+				continue
+			}
+			p.StopSignal = sig
+		case "stop_priority":
+			if x, ok := t.integer(key, v, math.MinInt32, math.MaxInt32); ok {
+				p.StopPriority = x
+			}
+		case "critical":
+			if x, ok := t.boolean(key, v); ok {
+				p.Critical = x
+			}
+		case "stdout", "stderr":
+			out, ok := t.output(key, v)
+			if !ok {
+				continue
+			}
+			if k == "stdout" {
+				p.Stdout = out
+			} else {
+				p.Stderr = out
+			}
+		case "log_rate":
+			var r float64
+			switch x := v.(type) {
+			case int64:
+				r = float64(x)
+			case float64:
+				r = x
+			default:
+				t.wrongType(key, "a number", v)
+				continue
+			}
+			if math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+				t.keyErr(key, "must be a number of lines per second, at least 0, got %v", v)
+				continue
+			}
+			p.LogRate = r
+		case "log_burst":
+			if x, ok := t.integer(key, v, 0, math.MaxInt32); ok {
+				p.LogBurst = x
+			}
+		case "notify":
+			if x, ok := t.boolean(key, v); ok {
+				p.Notify = x
+			}
+		case "breaker":
+			if bm, ok := t.asTable(key, v); ok {
+				t.breaker(&p.Breaker, bm)
+			}
+		case "watchdog":
+			if wm, ok := t.asTable(key, v); ok {
+				if p.Watchdog == nil {
+					p.Watchdog = &Watchdog{Timeout: DefaultWatchdogTimeout, Action: WatchdogRestart}
+				}
+				if t.watchdog(p.Watchdog, wm) && b != nil {
+					b.startGraceSet = true
+				}
+			}
+		default:
+			t.unknown(nil, k, programKeys)
+		}
+	}
+}
+
+func (t *table) output(key []string, v any) (Output, bool) {
+	s, ok := t.str(key, v)
+	if !ok {
+		return Output{}, false
+	}
+	switch s {
+	case "log":
+		return Output{Kind: OutputLog}, true
+	case "inherit":
+		return Output{Kind: OutputInherit}, true
+	case "null":
+		return Output{Kind: OutputNull}, true
+	}
+	if !strings.Contains(s, "/") {
+		t.keyErr(key, `invalid value %q: must be "log", "inherit", "null" or a file path containing "/"%s`,
+			s, suggest(s, outputKeywords))
+		return Output{}, false
+	}
+	return Output{Kind: OutputFile, Path: resolvePath(t.d.file, s)}, true
+}
+
+func (t *table) breaker(br *Breaker, m map[string]any) {
+	for _, k := range t.sub("breaker").sortedKeys(m) {
+		v, key := m[k], []string{"breaker", k}
+		switch k {
+		case "max_failures":
+			if x, ok := t.integer(key, v, 1, math.MaxInt32); ok {
+				br.MaxFailures = x
+			}
+		case "reset_timeout":
+			if x, ok := t.duration(key, v, true); ok {
+				br.ResetTimeout = x
+			}
+		case "half_open_max_calls":
+			if x, ok := t.integer(key, v, 1, math.MaxInt32); ok {
+				br.HalfOpenMaxCalls = x
+			}
+		default:
+			t.unknown([]string{"breaker"}, k, breakerKeys)
+		}
+	}
+}
+
+// watchdog applies a watchdog table and reports whether it set start_grace.
+func (t *table) watchdog(w *Watchdog, m map[string]any) (graceSet bool) {
+	for _, k := range t.sub("watchdog").sortedKeys(m) {
+		v, key := m[k], []string{"watchdog", k}
+		switch k {
+		case "heartbeat_file":
+			if x, ok := t.filePath(key, v); ok {
+				w.HeartbeatFile = x
+			}
+		case "timeout":
+			if x, ok := t.duration(key, v, true); ok {
+				w.Timeout = x
+			}
+		case "start_grace":
+			if x, ok := t.duration(key, v, true); ok {
+				w.StartGrace = x
+				graceSet = true
+			}
+		case "action":
+			if x, ok := t.enum(key, v, actionValues); ok {
+				w.Action = WatchdogAction(x)
+			}
+		default:
+			t.unknown([]string{"watchdog"}, k, watchdogKeys)
+		}
+	}
+	return graceSet
+}
+
+func (t *table) teardownStep(name string, m map[string]any) *TeardownStep {
+	s := &TeardownStep{Name: name, Priority: DefaultPriority, Timeout: DefaultTeardownTimeout}
+	before := len(t.d.errs)
+	for _, k := range t.sortedKeys(m) {
+		v, key := m[k], []string{k}
+		switch k {
+		case "command":
+			if x, ok := t.command(key, v); ok {
+				s.Command = x
+			}
+		case "priority":
+			if x, ok := t.integer(key, v, math.MinInt32, math.MaxInt32); ok {
+				s.Priority = x
+			}
+		case "timeout":
+			if x, ok := t.duration(key, v, true); ok {
+				s.Timeout = x
+			}
+		default:
+			t.unknown(nil, k, teardownKeys)
+		}
+	}
+	if !mentionsCommand(m) {
+		t.errAt([]string{"command"}, `missing required key "command"`)
+	}
+	if len(t.d.errs) > before {
+		return nil
+	}
+	return s
+}
+
+// checkDependencies checks that every depends_on target exists, is not the
+// program itself, and that the dependencies form no cycle.
+func (d *decoder) checkDependencies(progs map[string]*Program, order []string) {
+	tab := func(name string) *table {
+		return &table{d: d, section: "programs." + name, path: []string{"programs", name}}
+	}
+	key := []string{"depends_on"}
+	for _, name := range order {
+		p := progs[name]
+		for _, dep := range p.DependsOn {
+			switch {
+			case dep == name:
+				tab(name).keyErr(key, "program %q depends on itself", name)
+			case progs[dep] == nil:
+				tab(name).keyErr(key, "unknown program %q%s", dep, suggest(dep, order))
+			}
+		}
+	}
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var visit func(name string)
+	visit = func(name string) {
+		color[name] = grey
+		stack = append(stack, name)
+		for _, dep := range progs[name].DependsOn {
+			if dep == name || progs[dep] == nil {
+				continue
+			}
+			switch color[dep] {
+			case white:
+				visit(dep)
+			case grey:
+				i := slices.Index(stack, dep)
+				cycle := append(slices.Clone(stack[i:]), dep)
+				tab(dep).keyErr(key, "dependency cycle: %s", strings.Join(cycle, " -> "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[name] = black
+	}
+	for _, name := range order {
+		if color[name] == white {
+			visit(name)
+		}
+	}
+}

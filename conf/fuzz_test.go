@@ -1,0 +1,68 @@
+package conf
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzParse checks that any input gives either a valid config or an
+// ErrorList, never a panic, and that a config holds what Parse promises.
+func FuzzParse(f *testing.F) {
+	for _, dir := range []string{"good", "bad"} {
+		files, _ := filepath.Glob(filepath.Join("testdata", dir, "*.toml"))
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	for _, s := range []string{
+		"", "[programs.a]\ncommand = 'x'\n", "programs.a.command = [\"/a\"]\nprograms.a.depends_on = [\"a\"]",
+		"[programs]\na = {command = \"x\", watchdog = {heartbeat_file = \"h\"}}",
+		"a = \"\"\"\n[x]\n\"\"\"\n", "[defaults]\nwatchdog = {}\n[programs.a]\ncommand='x'",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		scanLines(data)
+		cfg, err := Parse("f.toml", data)
+		if err != nil {
+			if cfg != nil {
+				t.Fatal("both a config and an error")
+			}
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) == 0 || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %T is not a non-empty ErrorList: %v", err, err)
+			}
+			_ = err.Error()
+			return
+		}
+		if len(cfg.Order) != len(cfg.Programs) {
+			t.Fatalf("Order %v vs %d programs", cfg.Order, len(cfg.Programs))
+		}
+		for _, name := range cfg.Order {
+			p := cfg.Programs[name]
+			if p == nil || len(p.Command) == 0 || p.Command[0] == "" || p.Environment == nil {
+				t.Fatalf("program %q invalid: %+v", name, p)
+			}
+			if p.BackoffMax < p.BackoffInitial || p.StopTimeout <= 0 || p.Breaker.MaxFailures < 1 {
+				t.Fatalf("program %q out of range: %+v", name, p)
+			}
+			if p.Watchdog != nil && (p.Watchdog.HeartbeatFile == "" || p.Watchdog.StartGrace <= 0) {
+				t.Fatalf("program %q watchdog %+v", name, p.Watchdog)
+			}
+			if !p.Equal(p) {
+				t.Fatalf("program %q not Equal to itself", name)
+			}
+		}
+		for _, s := range cfg.Teardown {
+			if len(s.Command) == 0 || s.Timeout <= 0 {
+				t.Fatalf("teardown %+v", s)
+			}
+		}
+	})
+}

@@ -1,0 +1,121 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteTable prints programs as the table of `supervise status`
+// (SPEC section 6), one row per program in the order given:
+//
+//	NAME     STATE      PID    UPTIME  RESTARTS  BREAKER      HEARTBEAT  LAST EXIT
+//	db       running    4123   2h03m   0         closed       2s ago     -
+//	worker   backoff    -      -       3         closed 3/5   -          exit 1
+//	flappy   open       -      -       5         open 42s     -          exit 1
+//
+// PID and UPTIME are "-" without a process; BREAKER is "closed",
+// "closed N/M" once failures are counted, "open D" with the time left
+// until it half-opens, or "half_open"; HEARTBEAT is the age of the last
+// beat ("2s ago") or "-"; LAST EXIT is "-", "exit N", "signal NAME" or
+// "spawn error". Durations are written by FormatDuration.
+func WriteTable(w io.Writer, ps []ProgramStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tBREAKER\tHEARTBEAT\tLAST EXIT")
+	for _, p := range ps {
+		pid, uptime := "-", "-"
+		if p.PID > 0 {
+			pid = strconv.Itoa(p.PID)
+			uptime = FormatDuration(seconds(p.UptimeSeconds))
+		}
+		heartbeat := "-"
+		if p.Heartbeat.AgeSeconds != nil {
+			heartbeat = FormatDuration(seconds(*p.Heartbeat.AgeSeconds)) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
+			cell(p.Name), cell(p.State), pid, uptime, p.Restarts,
+			breakerCell(p.Breaker), heartbeat, lastExitCell(p.LastExit))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("writing status table: %w", err)
+	}
+	return nil
+}
+
+// cell keeps an empty value from collapsing its column.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// seconds converts a JSON seconds value to a duration, treating values
+// that are not finite or not positive as zero.
+func seconds(f float64) time.Duration {
+	if math.IsNaN(f) || f <= 0 {
+		return 0
+	}
+	if f >= math.MaxInt64/float64(time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+func breakerCell(b BreakerStatus) string {
+	switch b.State {
+	case "closed":
+		if b.Failures > 0 && b.MaxFailures > 0 {
+			return fmt.Sprintf("closed %d/%d", b.Failures, b.MaxFailures)
+		}
+		if b.Failures > 0 {
+			return fmt.Sprintf("closed %d", b.Failures)
+		}
+		return "closed"
+	case "open":
+		// Round up: an open breaker never shows "open 0s".
+		d := seconds(b.RemainingSeconds)
+		if r := d % time.Second; r != 0 {
+			d += time.Second - r
+		}
+		return "open " + FormatDuration(d)
+	default:
+		return cell(b.State)
+	}
+}
+
+func lastExitCell(e *ExitStatus) string {
+	switch {
+	case e == nil:
+		return "-"
+	case e.Error != "":
+		return "spawn error"
+	case e.Signal != "":
+		return "signal " + e.Signal
+	default:
+		return "exit " + strconv.Itoa(e.Code)
+	}
+}
+
+// FormatDuration writes d compactly with its two largest units, rounded
+// down: 45s, 3m12s, 2h03m, 3d04h. Durations under a second, and negative
+// ones, are "0s".
+func FormatDuration(d time.Duration) string {
+	if d < time.Second {
+		return "0s"
+	}
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%02dm", s/3600, s%3600/60)
+	default:
+		return fmt.Sprintf("%dd%02dh", s/86400, s%86400/3600)
+	}
+}

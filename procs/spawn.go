@@ -1,0 +1,434 @@
+package procs
+
+import (
+	"bufio"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	// ErrUnknownUser is the cause in a SpawnError for a user name that does
+	// not exist.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrUnknownGroup is the cause in a SpawnError for a group name that
+	// does not exist.
+	ErrUnknownGroup = errors.New("unknown group")
+	// ErrNoArgv is the cause in a SpawnError for an empty Spec.Argv.
+	ErrNoArgv = errors.New("empty argv")
+	// ErrNotFound is the cause in a SpawnError when argv[0] is not found in
+	// PATH. It is exec.ErrNotFound, so errors.Is works with either.
+	ErrNotFound = exec.ErrNotFound
+)
+
+// MaxLine is the longest line a Lines output delivers whole; longer lines
+// are cut into MaxLine pieces, all but the last with partial=true.
+const MaxLine = 64 << 10
+
+// defaultPath is used when neither Spec.Env nor this process has a PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Spec describes a process to spawn.
+type Spec struct {
+	// Argv is the command; argv[0] is looked up in the PATH of Env (or of
+	// this process when Env has none) unless it contains a '/'.
+	Argv []string
+	// Dir is the working directory; "" keeps this process's.
+	Dir string
+	// Env is the full environment; nil means empty.
+	Env []string
+	// User and Group are names or numeric ids; "" leaves them unchanged.
+	// User sets the uid, its primary gid (unless Group is set) and its
+	// supplementary groups. A numeric uid without a passwd entry keeps this
+	// process's gid and gets no supplementary groups. Group alone keeps the
+	// uid and the supplementary groups.
+	User, Group string
+	// Stdout and Stderr say where the output goes; stdin is /dev/null.
+	Stdout, Stderr Output
+	// ExtraFiles become fd 3, 4, ... in the child.
+	ExtraFiles []*os.File
+}
+
+// OutputKind selects what happens to an output stream.
+type OutputKind int
+
+// Output kinds.
+const (
+	// Inherit passes this process's own stdout/stderr.
+	Inherit OutputKind = iota
+	// Null discards the output (/dev/null).
+	Null
+	// File appends to Output.Path.
+	File
+	// Lines delivers each line to Output.OnLine.
+	Lines
+)
+
+// String names the kind.
+func (k OutputKind) String() string {
+	switch k {
+	case Inherit:
+		return "inherit"
+	case Null:
+		return "null"
+	case File:
+		return "file"
+	case Lines:
+		return "lines"
+	}
+	return "OutputKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Output configures one output stream of a child.
+type Output struct {
+	Kind OutputKind
+	// Path is the file for File: opened O_APPEND|O_CREATE|O_WRONLY, mode
+	// 0644; its directory must exist.
+	Path string
+	// OnLine is called for Lines with each line without its newline, from
+	// a reader goroutine owned by the Process (one per stream: a function
+	// shared by Stdout and Stderr is called concurrently). line is only valid during
+	// the call. partial is true for the leading pieces of a line longer
+	// than MaxLine. A last line without a newline is delivered at EOF.
+	OnLine func(line []byte, partial bool)
+}
+
+// Spawn starts spec in its own process group and registers onExit before
+// any reaping can happen. onExit is called exactly once, from the reaper
+// goroutine, possibly before Spawn returns; it must not block for long
+// (forward it to an event loop). Failures to start are *SpawnError.
+func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
+	if len(spec.Argv) == 0 {
+		return nil, &SpawnError{Op: "exec", Path: "", Err: ErrNoArgv}
+	}
+	path, err := lookPath(spec.Argv[0], spec.Env, spec.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Dir != "" {
+		fi, err := os.Stat(spec.Dir)
+		if err != nil {
+			return nil, &SpawnError{Op: "chdir", Path: spec.Dir, Err: causeOf(err)}
+		}
+		if !fi.IsDir() {
+			return nil, &SpawnError{Op: "chdir", Path: spec.Dir, Err: syscall.ENOTDIR}
+		}
+	}
+	cred, err := credential(spec.User, spec.Group)
+	if err != nil {
+		return nil, err
+	}
+
+	var parentEnds, childEnds []*os.File // closed on every path
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	fail := func(err error) (*Process, error) {
+		for _, f := range parentEnds {
+			f.Close()
+		}
+		return nil, err
+	}
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		return fail(&SpawnError{Op: "open", Path: os.DevNull, Err: causeOf(err)})
+	}
+	childEnds = append(childEnds, stdin)
+	type lineStream struct {
+		r      *os.File
+		onLine func([]byte, bool)
+	}
+	var streams []lineStream
+	outFile := func(o Output, inherit *os.File) (*os.File, error) {
+		switch o.Kind {
+		case Inherit:
+			return inherit, nil
+		case Null:
+			f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				return nil, &SpawnError{Op: "open", Path: os.DevNull, Err: causeOf(err)}
+			}
+			childEnds = append(childEnds, f)
+			return f, nil
+		case File:
+			f, err := os.OpenFile(o.Path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return nil, &SpawnError{Op: "open", Path: o.Path, Err: causeOf(err)}
+			}
+			childEnds = append(childEnds, f)
+			return f, nil
+		case Lines:
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return nil, &SpawnError{Op: "pipe", Path: "output", Err: err}
+			}
+			childEnds = append(childEnds, pw)
+			parentEnds = append(parentEnds, pr)
+			streams = append(streams, lineStream{pr, o.OnLine})
+			return pw, nil
+		}
+		return nil, &SpawnError{Op: "open", Path: o.Kind.String(), Err: errors.New("unknown output kind")}
+	}
+	stdout, err := outFile(spec.Stdout, os.Stdout)
+	if err != nil {
+		return fail(err)
+	}
+	stderr, err := outFile(spec.Stderr, os.Stderr)
+	if err != nil {
+		return fail(err)
+	}
+
+	env := spec.Env
+	if env == nil {
+		env = []string{} // nil would make os.StartProcess pass our own environment
+	}
+	attr := &os.ProcAttr{
+		Dir:   spec.Dir,
+		Env:   env,
+		Files: append([]*os.File{stdin, stdout, stderr}, spec.ExtraFiles...),
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred},
+	}
+	p := &Process{
+		onExit:     onExit,
+		done:       make(chan struct{}),
+		outputDone: make(chan struct{}),
+		outLeft:    int32(len(streams)),
+	}
+	for _, s := range streams {
+		p.readers = append(p.readers, s.r)
+	}
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fail(ErrClosed)
+	}
+	osp, err := startProcess(path, spec.Argv, attr)
+	if err == nil {
+		p.pid = osp.Pid
+		p.osp = osp
+		p.started = r.clock.Now()
+		r.procs[p.pid] = p
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return fail(&SpawnError{Op: "exec", Path: path, Err: causeOf(err)})
+	}
+
+	if len(streams) == 0 {
+		close(p.outputDone)
+	}
+	for _, s := range streams {
+		go p.readLines(s.r, s.onLine)
+	}
+	return p, nil
+}
+
+// startProcess forks from a locked thread whose signal mask is empty for the
+// duration, because the child starts with the forking thread's mask: a
+// mask this process inherited (the Go runtime keeps signals such as SIGUSR1
+// blocked when it started so) would otherwise pass on to every child.
+// Unblocking is harmless here: the runtime already catches every signal.
+func startProcess(path string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var empty, old unix.Sigset_t
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &empty, &old); err == nil {
+		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	}
+	return os.StartProcess(path, argv, attr)
+}
+
+// readLines delivers the lines read from f until EOF (or CloseOutput),
+// flushes an unterminated last line, and marks itself done.
+func (p *Process) readLines(f *os.File, onLine func([]byte, bool)) {
+	defer p.readerDone()
+	defer f.Close()
+	deliver := func(b []byte, partial bool) {
+		if onLine != nil {
+			onLine(b, partial)
+		}
+	}
+	splitLines(bufio.NewReaderSize(f, 32<<10), deliver)
+}
+
+// splitLines reads br to its end, calling deliver for each line without its
+// newline; lines longer than MaxLine are cut into MaxLine pieces (partial
+// true for all but the last). A final line without newline is delivered.
+func splitLines(br *bufio.Reader, deliver func([]byte, bool)) {
+	acc := make([]byte, 0, MaxLine)
+	add := func(seg []byte) {
+		for len(acc)+len(seg) > MaxLine {
+			k := MaxLine - len(acc)
+			acc = append(acc, seg[:k]...)
+			deliver(acc, true)
+			acc = acc[:0]
+			seg = seg[k:]
+		}
+		acc = append(acc, seg...)
+	}
+	for {
+		seg, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			add(seg[:len(seg)-1])
+			deliver(acc, false)
+			acc = acc[:0]
+		case errors.Is(err, bufio.ErrBufferFull):
+			add(seg)
+		default: // io.EOF, or the read end was closed
+			add(seg)
+			if len(acc) > 0 {
+				deliver(acc, false)
+			}
+			return
+		}
+	}
+}
+
+// lookPath resolves argv0 the way execvp would, against the PATH of env
+// (or of this process when env has none). Names containing '/' are used
+// as given (relative ones are resolved in the child's Dir by execve).
+func lookPath(argv0 string, env []string, dir string) (string, error) {
+	if strings.Contains(argv0, "/") {
+		return argv0, nil
+	}
+	if argv0 == "" {
+		return "", &SpawnError{Op: "exec", Path: `""`, Err: ErrNotFound}
+	}
+	pathVar, found := "", false
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar, found = v, true // the last one wins, as in getenv
+		}
+	}
+	if !found {
+		pathVar = os.Getenv("PATH")
+		if pathVar == "" {
+			pathVar = defaultPath
+		}
+	}
+	for _, d := range filepath.SplitList(pathVar) {
+		if d == "" {
+			d = "."
+		}
+		cand := filepath.Join(d, argv0)
+		check := cand
+		if !filepath.IsAbs(check) && dir != "" {
+			check = filepath.Join(dir, check) // execve runs after chdir
+		}
+		if isExecutable(check) {
+			if !filepath.IsAbs(cand) {
+				cand = "./" + cand
+			}
+			return cand, nil
+		}
+	}
+	return "", &SpawnError{Op: "exec", Path: argv0, Err: ErrNotFound}
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// causeOf strips the *PathError wrapper so SpawnError names its own path.
+func causeOf(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// credential resolves User/Group into the credential for the child; nil
+// when both are empty.
+func credential(userName, groupName string) (*syscall.Credential, error) {
+	if userName == "" && groupName == "" {
+		return nil, nil
+	}
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: true}
+	if userName != "" {
+		uid, gid, groups, err := lookupUser(userName)
+		if err != nil {
+			return nil, err
+		}
+		cred.Uid, cred.Gid, cred.Groups, cred.NoSetGroups = uid, gid, groups, false
+	}
+	if groupName != "" {
+		gid, err := lookupGroup(groupName)
+		if err != nil {
+			return nil, err
+		}
+		cred.Gid = gid
+	}
+	return cred, nil
+}
+
+func lookupUser(name string) (uid, gid uint32, groups []uint32, err error) {
+	var u *user.User
+	if n, perr := strconv.ParseUint(name, 10, 32); perr == nil {
+		u, err = user.LookupId(name)
+		var unknown user.UnknownUserIdError
+		if errors.As(err, &unknown) {
+			return uint32(n), uint32(os.Getgid()), []uint32{}, nil
+		}
+	} else {
+		u, err = user.Lookup(name)
+		var unknown user.UnknownUserError
+		if errors.As(err, &unknown) {
+			return 0, 0, nil, &SpawnError{Op: "user", Path: name, Err: ErrUnknownUser}
+		}
+	}
+	if err != nil {
+		return 0, 0, nil, &SpawnError{Op: "user", Path: name, Err: err}
+	}
+	uid64, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid64, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, nil, &SpawnError{Op: "user", Path: name, Err: errors.New("non-numeric uid or gid")}
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return 0, 0, nil, &SpawnError{Op: "user", Path: name, Err: err}
+	}
+	groups = []uint32{}
+	for _, id := range ids {
+		g, err := strconv.ParseUint(id, 10, 32)
+		if err != nil {
+			return 0, 0, nil, &SpawnError{Op: "user", Path: name, Err: errors.New("non-numeric group id " + id)}
+		}
+		groups = append(groups, uint32(g))
+	}
+	return uint32(uid64), uint32(gid64), groups, nil
+}
+
+func lookupGroup(name string) (uint32, error) {
+	if n, perr := strconv.ParseUint(name, 10, 32); perr == nil {
+		return uint32(n), nil // numeric ids need no entry in /etc/group
+	}
+	g, err := user.LookupGroup(name)
+	var unknown user.UnknownGroupError
+	if errors.As(err, &unknown) {
+		return 0, &SpawnError{Op: "group", Path: name, Err: ErrUnknownGroup}
+	}
+	if err != nil {
+		return 0, &SpawnError{Op: "group", Path: name, Err: err}
+	}
+	gid, err := strconv.ParseUint(g.Gid, 10, 32)
+	if err != nil {
+		return 0, &SpawnError{Op: "group", Path: name, Err: errors.New("non-numeric gid " + g.Gid)}
+	}
+	return uint32(gid), nil
+}

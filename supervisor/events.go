@@ -1,0 +1,120 @@
+package supervisor
+
+import (
+	"os"
+	"time"
+
+	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/shutdown"
+	"github.com/supervise/supervise/systemd"
+)
+
+// event is anything the event loop reacts to. Every event is handled in
+// the loop goroutine, the single owner of all program state.
+type event interface{ isEvent() }
+
+// exited: the reaper collected the status of a program's process.
+type exited struct {
+	name string
+	run  uint64
+	exit procs.Exit
+}
+
+// timerFired: a program timer (backoff, min_uptime, stop timeout, breaker
+// half-open) fell due. seq discards timers that were replaced.
+type timerFired struct {
+	name string
+	seq  uint64
+	kind timerKind
+}
+
+// beat: a heartbeat of a program's watchdog file.
+type beat struct {
+	name     string
+	run      uint64
+	at       time.Time
+	metadata map[string]any
+}
+
+// watchdogFired: a program's heartbeat went silent for too long.
+type watchdogFired struct {
+	name string
+	run  uint64
+}
+
+// notified: a datagram on a program's notify socket.
+type notified struct {
+	name string
+	run  uint64
+	msg  systemd.Message
+}
+
+// request: a control request waiting for its response.
+type request struct {
+	req   control.Request
+	reply chan control.Response
+}
+
+// stopFor: the teardown asks for a program to stop; done is closed once it
+// has no process left.
+type stopFor struct {
+	name string
+	done chan struct{}
+}
+
+// killAll: SIGKILL every program's process group (teardown budget spent).
+type killAll struct{}
+
+// signalled: the supervisor itself received a signal.
+type signalled struct{ sig os.Signal }
+
+// reloadAsked: re-read the configuration file (SIGHUP, edit, control).
+type reloadAsked struct {
+	why   string
+	reply chan control.Response // nil when nobody waits
+}
+
+// reloadDebounced: the config directory was quiet long enough after edits.
+type reloadDebounced struct{ seq uint64 }
+
+// shutdownAsked: start the teardown with this exit code.
+type shutdownAsked struct {
+	reason string
+	code   int
+}
+
+// teardownDone: the teardown finished; the loop may end.
+type teardownDone struct{ result shutdown.Result }
+
+// selfBeat: time to write the supervisor's own heartbeat.
+type selfBeat struct{}
+
+// sdWatchdog: time to ping systemd's watchdog.
+type sdWatchdog struct{}
+
+// configLoaded carries a parsed configuration into the loop.
+type configLoaded struct {
+	cfg   *conf.Config
+	err   error
+	why   string
+	reply chan control.Response
+}
+
+func (exited) isEvent()          {}
+func (timerFired) isEvent()      {}
+func (beat) isEvent()            {}
+func (watchdogFired) isEvent()   {}
+func (notified) isEvent()        {}
+func (request) isEvent()         {}
+func (stopFor) isEvent()         {}
+func (killAll) isEvent()         {}
+func (signalled) isEvent()       {}
+func (reloadAsked) isEvent()     {}
+func (reloadDebounced) isEvent() {}
+func (shutdownAsked) isEvent()   {}
+func (teardownDone) isEvent()    {}
+func (selfBeat) isEvent()        {}
+func (sdWatchdog) isEvent()      {}
+func (configLoaded) isEvent()    {}

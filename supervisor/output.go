@@ -1,0 +1,108 @@
+package supervisor
+
+import (
+	"math"
+	"os/user"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/supervise/supervise/clock"
+	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/ratelimit"
+)
+
+// output maps a program's stdout/stderr setting to the spawner's.
+func (s *Supervisor) output(p *program, stream string, o conf.Output, lim *lineLimiter) procs.Output {
+	switch o.Kind {
+	case conf.OutputInherit:
+		return procs.Output{Kind: procs.Inherit}
+	case conf.OutputNull:
+		return procs.Output{Kind: procs.Null}
+	case conf.OutputFile:
+		return procs.Output{Kind: procs.File, Path: o.Path}
+	}
+	log := s.log.With(zap.String("program", p.name), zap.String("stream", stream))
+	return procs.Output{Kind: procs.Lines, OnLine: func(line []byte, partial bool) {
+		if lim != nil && lim.bucket != nil {
+			ok, dropped := lim.take()
+			if dropped > 0 {
+				log.Warn("dropped lines above log_rate", zap.Uint64("dropped", dropped))
+			}
+			if !ok {
+				return
+			}
+		}
+		if partial {
+			log.Info(string(line), zap.Bool("partial", true))
+			return
+		}
+		log.Info(string(line))
+	}}
+}
+
+// lineLimiter drops child output lines above log_rate per second and
+// counts what it dropped, so the next kept line can report it.
+type lineLimiter struct {
+	mu      sync.Mutex
+	bucket  *ratelimit.Limiter
+	dropped uint64
+}
+
+func newLineLimiter(rate float64, burst int, clk clock.Clock) *lineLimiter {
+	if burst <= 0 {
+		burst = int(rate)
+		if burst < 1 {
+			burst = 1
+		}
+	}
+	// rate is lines per second, possibly fractional: express it per 1000 s.
+	n := int(math.Round(rate * 1000))
+	if n < 1 {
+		n = 1
+	}
+	b, err := ratelimit.New(n, 1000*time.Second, burst, ratelimit.WithClock(clk))
+	if err != nil {
+		return nil
+	}
+	return &lineLimiter{bucket: b}
+}
+
+// take reports whether a line may be logged, and how many lines were
+// dropped since the last kept one (reported once).
+func (l *lineLimiter) take() (ok bool, droppedBefore uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.bucket.TryAcquire() {
+		l.dropped++
+		return false, 0
+	}
+	d := l.dropped
+	l.dropped = 0
+	return true, d
+}
+
+// lookupIDs resolves a user (and optional group) to numeric ids.
+func lookupIDs(userName, group string) (uid, gid int, err error) {
+	u, err := user.Lookup(userName)
+	if err != nil {
+		if u, err = user.LookupId(userName); err != nil {
+			return -1, -1, err
+		}
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return -1, -1, err
+			}
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	return uid, gid, nil
+}

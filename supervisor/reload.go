@@ -1,0 +1,214 @@
+package supervisor
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/systemd"
+)
+
+// reloadDebounce is how long the config directory must be quiet after an
+// event before the file is re-read: editors write in several steps.
+const reloadDebounce = 100 * time.Millisecond
+
+// watchConfig follows edits of the configuration file through its
+// directory (atomic saves, re-created files and symlink swaps included).
+func (s *Supervisor) watchConfig(path string) (stop func(), err error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
+	}
+	base := filepath.Base(path)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				name := filepath.Base(ev.Name)
+				if name != base && !strings.HasPrefix(name, "..") {
+					continue
+				}
+				s.box.push(configTouched{})
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				s.log.Warn("configuration watch", zap.Error(err))
+				s.box.push(configTouched{})
+			}
+		}
+	}()
+	return func() { w.Close(); <-done }, nil
+}
+
+// configTouched: an fsnotify event concerning the configuration file.
+type configTouched struct{}
+
+func (configTouched) isEvent() {}
+
+func (s *Supervisor) onConfigTouched() {
+	s.debSeq++
+	seq := s.debSeq
+	if s.debounce != nil {
+		s.debounce.Stop()
+	}
+	s.debounce = s.clk.AfterFunc(reloadDebounce, func() { s.box.push(reloadDebounced{seq: seq}) })
+}
+
+// reload re-reads the configuration and applies it as a diff. An invalid
+// file changes nothing.
+func (s *Supervisor) reload(why string, reply chan control.Response) {
+	answer := func(r control.Response) {
+		if reply != nil {
+			reply <- r
+		}
+	}
+	if s.shutting {
+		answer(control.Response{Error: "the supervisor is shutting down"})
+		return
+	}
+	path := s.cfg.File
+	if path == "" {
+		answer(control.Response{Error: "no configuration file to reload (started with -- CMD only)"})
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		s.log.Error("reload: configuration unchanged", zap.String("why", why), zap.Error(err))
+		answer(control.Response{Error: "reload: " + err.Error()})
+		return
+	}
+	if reply == nil && why == "configuration file changed" && bytes.Equal(data, s.cfgBytes) {
+		return
+	}
+	cfg, err := conf.Parse(path, data)
+	if err == nil && s.opts.SingleCommand {
+		err = fmt.Errorf("reload is not supported in single-command mode")
+	}
+	if err == nil {
+		if main := s.opts.Config.Programs["main"]; main != nil && s.opts.Config.File != "" && cfg.Programs["main"] == nil {
+			// The command given after -- stays program main.
+			err = cfg.AddCommand(main.Command)
+		}
+	}
+	if err == nil {
+		err = cfg.Apply(s.opts.Overrides)
+	}
+	if err != nil {
+		s.log.Error("reload: invalid configuration, keeping the running one", zap.String("why", why), zap.Error(err))
+		answer(control.Response{Error: "configuration unchanged: " + err.Error()})
+		return
+	}
+	s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", systemd.MonotonicNow().Microseconds()))
+	msg := s.apply(cfg)
+	s.cfgBytes = data
+	s.log.Info("configuration reloaded", zap.String("why", why), zap.String("changes", msg))
+	s.sdNotify("READY=1\nSTATUS=" + s.summary())
+	answer(control.Response{OK: true, Message: msg, Programs: s.status(nil)})
+}
+
+// apply makes cfg the running configuration: new programs start, removed
+// ones stop, changed ones restart with their new settings, unchanged ones
+// are not touched.
+func (s *Supervisor) apply(cfg *conf.Config) string {
+	old := s.cfg
+	var added, removed, changed []string
+	for _, name := range s.order {
+		if cfg.Programs[name] == nil {
+			removed = append(removed, name)
+		}
+	}
+	for _, name := range removed {
+		s.stop(s.progs[name], intentRemove, nil)
+	}
+	newOrder := append([]string(nil), cfg.Order...)
+	for _, name := range removed {
+		if s.progs[name] != nil { // still stopping
+			newOrder = append(newOrder, name)
+		}
+	}
+	var toStart []*program
+	for _, name := range cfg.Order {
+		np := cfg.Programs[name]
+		p := s.progs[name]
+		switch {
+		case p == nil:
+			p = newProgram(np)
+			s.progs[name] = p
+			added = append(added, name)
+			if np.Autostart {
+				toStart = append(toStart, p)
+			}
+		case !p.cfg.Equal(np):
+			changed = append(changed, name)
+			p.pendingCfg = np
+			if p.proc != nil {
+				s.stop(p, intentReplace, nil)
+			} else {
+				wasStopped := p.state == Stopped || p.state == Exited
+				s.cancelTimer(p)
+				s.replaceConfig(p, np)
+				if np.Autostart && !wasStopped {
+					toStart = append(toStart, p)
+				}
+			}
+		}
+	}
+	s.order = newOrder
+	s.cfg = cfg
+	for _, p := range toStart {
+		s.start(p, "added by reload")
+	}
+	// Programs waiting for a dependency may be unblocked or blocked anew.
+	for _, name := range s.order {
+		if p := s.progs[name]; p != nil && p.proc == nil && len(p.waitingFor) > 0 {
+			s.start(p, "dependencies changed")
+		}
+	}
+	if s.opts.Level != nil && old.Supervisor.LogLevel != cfg.Supervisor.LogLevel {
+		var lvl zapcore.Level
+		if err := lvl.Set(cfg.Supervisor.LogLevel); err == nil {
+			s.opts.Level.SetLevel(lvl)
+		}
+	}
+	if old.Supervisor.Socket != cfg.Supervisor.Socket {
+		s.log.Warn("socket changed in the configuration: restart the supervisor to use it",
+			zap.String("old", old.Supervisor.Socket), zap.String("new", cfg.Supervisor.Socket))
+	}
+	if old.Supervisor.HeartbeatFile != cfg.Supervisor.HeartbeatFile || old.Supervisor.HeartbeatInterval != cfg.Supervisor.HeartbeatInterval {
+		s.scheduleSelfBeat(true)
+	}
+	if len(added)+len(removed)+len(changed) == 0 {
+		return "no program changed"
+	}
+	var parts []string
+	if len(added) > 0 {
+		parts = append(parts, "added "+joinNames(added))
+	}
+	if len(removed) > 0 {
+		parts = append(parts, "removed "+joinNames(removed))
+	}
+	if len(changed) > 0 {
+		parts = append(parts, "changed "+joinNames(changed))
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,513 @@
+// Package supervisor runs the programs of a supervise configuration: it
+// starts them, restarts them through per-program circuit breakers and
+// backoff, watches their heartbeats and notify sockets, answers control
+// requests, applies configuration edits as a diff, and tears everything down
+// in priority order.
+//
+// One goroutine, the event loop, owns every program's state. The reaper,
+// timers, file watchers, notify sockets, signal handlers and the control
+// socket only push events into the loop's mailbox; queries are answered by
+// the loop through reply channels. Time comes from an injected clock.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/supervise/supervise/clock"
+	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/systemd"
+	"github.com/supervise/supervise/watch/watchdog"
+)
+
+// Options configure a Supervisor.
+type Options struct {
+	// Config is the validated configuration to run. Required.
+	Config *conf.Config
+	// Overrides are command-line settings re-applied to every reloaded file.
+	Overrides conf.Overrides
+	// Reaper is the process's single reaper. Required.
+	Reaper *procs.Reaper
+	// Logger receives the supervisor's and the programs' log entries.
+	Logger *zap.Logger
+	// Level, when set, is changed by reloads that change log_level.
+	Level *zap.AtomicLevel
+	// Clock defaults to the real clock.
+	Clock clock.Clock
+	// Version is reported in the heartbeat metadata.
+	Version string
+	// SocketFlag is the -s flag (or $SUPERVISE_SOCKET), which overrides the
+	// configured control socket.
+	SocketFlag string
+	// SingleCommand forwards the supervisor's signals to program "main"
+	// instead of tearing down (tini-like `supervise -- CMD`).
+	SingleCommand bool
+	// Sweep makes the teardown terminate and reap every remaining child of
+	// this process (escapees, orphans); set it when running as PID 1 or as
+	// a child subreaper, not in tests that share a process.
+	Sweep bool
+	// HandleSignals installs the supervisor's signal handlers in Run.
+	HandleSignals bool
+	// RuntimeDir holds notify sockets; default $XDG_RUNTIME_DIR or /run or
+	// the temporary directory.
+	RuntimeDir string
+}
+
+// Supervisor runs a configuration. Create it with New and call Run once.
+type Supervisor struct {
+	opts  Options
+	log   *zap.Logger
+	clk   clock.Clock
+	box   *mailbox
+	ready chan struct{} // closed when autostart programs have been spawned
+
+	// Everything below is owned by the event loop.
+	cfg        *conf.Config
+	cfgBytes   []byte
+	progs      map[string]*program
+	order      []string
+	shutting   bool
+	finished   bool
+	exitCode   int
+	exitReason string
+	result     *teardownResult
+	fw         *watchdog.FileWatcher
+	notifyDir  string
+	server     *control.Server
+	socketPath string
+	stopLoop   []func()
+	debounce   clock.Timer
+	debSeq     uint64
+	beatTimer  clock.Timer
+	sdTimer    clock.Timer
+	teardownCh chan struct{} // closed to force the teardown to its end
+	orphans    chan struct{}
+	started    time.Time
+}
+
+// New checks the options and prepares a supervisor; nothing runs yet.
+func New(opts Options) (*Supervisor, error) {
+	if opts.Config == nil {
+		return nil, errors.New("supervisor: no configuration")
+	}
+	if opts.Reaper == nil {
+		return nil, errors.New("supervisor: no reaper")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	s := &Supervisor{
+		opts:    opts,
+		log:     opts.Logger,
+		clk:     opts.Clock,
+		box:     newMailbox(),
+		ready:   make(chan struct{}),
+		progs:   map[string]*program{},
+		orphans: make(chan struct{}, 1),
+	}
+	return s, nil
+}
+
+// Ready is closed once Run has spawned the autostart programs (or decided
+// they must wait for dependencies).
+func (s *Supervisor) Ready() <-chan struct{} { return s.ready }
+
+// SocketPath is the control socket in use, "" when disabled. Valid after Ready.
+func (s *Supervisor) SocketPath() string { return s.socketPath }
+
+// OrphanReaped is the reaper's hook for children that were not programs.
+func (s *Supervisor) OrphanReaped(pid int, status unix.WaitStatus) {
+	s.log.Debug("reaped orphan", zap.Int("pid", pid), zap.String("status", waitString(status)))
+	select {
+	case s.orphans <- struct{}{}:
+	default:
+	}
+}
+
+// Handle answers a control request through the event loop. It is the
+// control server's handler.
+func (s *Supervisor) Handle(ctx context.Context, req control.Request) control.Response {
+	reply := make(chan control.Response, 1)
+	if req.Command == control.CmdReload {
+		s.box.push(reloadAsked{why: "control request", reply: reply})
+	} else {
+		s.box.push(request{req: req, reply: reply})
+	}
+	select {
+	case r := <-reply:
+		return r
+	case <-ctx.Done():
+		return control.Response{Error: "no answer from the supervisor: " + ctx.Err().Error()}
+	}
+}
+
+// Shutdown asks the supervisor to tear down and exit with code.
+func (s *Supervisor) Shutdown(reason string, code int) {
+	s.box.push(shutdownAsked{reason: reason, code: code})
+}
+
+// Reload asks the supervisor to re-read its configuration file.
+func (s *Supervisor) Reload() { s.box.push(reloadAsked{why: "reload requested"}) }
+
+// Run starts the programs and runs the event loop until the teardown has
+// finished. It returns the exit code of SPEC §1. Cancelling ctx starts the
+// teardown like SIGTERM.
+func (s *Supervisor) Run(ctx context.Context) (int, error) {
+	s.started = s.clk.Now()
+	if err := s.setup(); err != nil {
+		s.cleanup()
+		close(s.ready)
+		return 2, err
+	}
+	defer s.cleanup()
+
+	if s.opts.HandleSignals {
+		sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+			syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+		ch := make(chan os.Signal, 8)
+		signal.Notify(ch, sigs...)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case sig := <-ch:
+					s.box.push(signalled{sig: sig})
+				case <-stop:
+					return
+				}
+			}
+		}()
+		s.stopLoop = append(s.stopLoop, func() { signal.Stop(ch); close(stop); <-done })
+	}
+
+	s.applyInitial()
+	close(s.ready)
+	s.sdNotify("READY=1\nSTATUS=" + s.summary())
+
+	ctxDone := ctx.Done()
+	for !s.finished {
+		select {
+		case <-s.box.signal:
+			for _, ev := range s.box.drain() {
+				s.handle(ev)
+			}
+		case <-ctxDone:
+			ctxDone = nil
+			s.beginTeardown("context cancelled", 0)
+		}
+	}
+	return s.exitCode, nil
+}
+
+// setup starts the watchers and the control socket.
+func (s *Supervisor) setup() error {
+	s.cfg = s.opts.Config
+	if s.cfg.File != "" {
+		if b, err := os.ReadFile(s.cfg.File); err == nil {
+			s.cfgBytes = b
+		}
+	}
+	fw, err := watchdog.NewFileWatcher(watchdog.WithFileClock(s.clk), watchdog.WithLogf(func(format string, args ...any) {
+		s.log.Warn(fmt.Sprintf(format, args...))
+	}))
+	if err != nil {
+		return fmt.Errorf("heartbeat watcher: %w", err)
+	}
+	s.fw = fw
+
+	if path, ok := control.SocketPath(s.opts.SocketFlag, s.cfg.Supervisor.Socket); ok {
+		srv, err := control.Listen(path)
+		if err != nil {
+			return fmt.Errorf("control socket: %w", err)
+		}
+		s.server = srv
+		s.socketPath = path
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := srv.Serve(ctx, s.Handle); err != nil && ctx.Err() == nil {
+				s.log.Error("control socket stopped", zap.Error(err))
+			}
+		}()
+		s.stopLoop = append(s.stopLoop, func() { cancel(); srv.Close(); <-done })
+		s.log.Debug("control socket listening", zap.String("path", path))
+	}
+
+	if s.cfg.File != "" && s.cfg.Supervisor.WatchConfig {
+		stop, err := s.watchConfig(s.cfg.File)
+		if err != nil {
+			s.log.Warn("cannot watch the configuration file; use `supervise reload` or SIGHUP", zap.Error(err))
+		} else {
+			s.stopLoop = append(s.stopLoop, stop)
+		}
+	}
+	s.scheduleSelfBeat(true)
+	s.scheduleSDWatchdog()
+	return nil
+}
+
+func (s *Supervisor) cleanup() {
+	for i := len(s.stopLoop) - 1; i >= 0; i-- {
+		s.stopLoop[i]()
+	}
+	s.stopLoop = nil
+	for _, p := range s.progs {
+		s.detachRun(p)
+	}
+	if s.fw != nil {
+		s.fw.Close()
+	}
+	if s.beatTimer != nil {
+		s.beatTimer.Stop()
+	}
+	if s.sdTimer != nil {
+		s.sdTimer.Stop()
+	}
+	if s.debounce != nil {
+		s.debounce.Stop()
+	}
+	if s.notifyDir != "" {
+		os.RemoveAll(s.notifyDir)
+	}
+}
+
+// applyInitial creates the programs of the configuration and starts the
+// autostart ones.
+func (s *Supervisor) applyInitial() {
+	for _, name := range s.cfg.Order {
+		p := newProgram(s.cfg.Programs[name])
+		s.progs[name] = p
+		s.order = append(s.order, name)
+	}
+	for _, name := range s.order {
+		p := s.progs[name]
+		if p.cfg.Autostart {
+			s.start(p, "autostart")
+		}
+	}
+	s.log.Info("supervisor started", zap.Int("programs", len(s.order)), zap.String("config", s.cfg.File),
+		zap.String("socket", s.socketPath))
+}
+
+// handle dispatches one event. It runs only in the loop goroutine.
+func (s *Supervisor) handle(ev event) {
+	switch ev := ev.(type) {
+	case exited:
+		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
+			s.onExit(p, ev.exit)
+		}
+	case timerFired:
+		if p := s.progs[ev.name]; p != nil && p.timerSeq == ev.seq && p.timer != nil {
+			p.timer = nil
+			s.onTimer(p, ev.kind)
+		}
+	case beat:
+		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
+			s.onBeat(p, ev)
+		}
+	case watchdogFired:
+		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
+			s.onWatchdog(p)
+		}
+	case notified:
+		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
+			s.onNotify(p, ev.msg)
+		}
+	case request:
+		s.onRequest(ev)
+	case stopFor:
+		p := s.progs[ev.name]
+		if p == nil {
+			close(ev.done)
+			return
+		}
+		s.stop(p, intentTeardown, ev.done)
+	case killAll:
+		for _, p := range s.progs {
+			if p.proc != nil {
+				p.killed = true
+				p.proc.SignalGroup(syscall.SIGKILL)
+			}
+		}
+	case signalled:
+		s.onSignal(ev.sig)
+	case reloadAsked:
+		s.reload(ev.why, ev.reply)
+	case configTouched:
+		s.onConfigTouched()
+	case reloadDebounced:
+		if ev.seq == s.debSeq {
+			s.reload("configuration file changed", nil)
+		}
+	case shutdownAsked:
+		s.beginTeardown(ev.reason, ev.code)
+	case teardownDone:
+		s.finishTeardown(ev.result)
+	case selfBeat:
+		s.writeSelfBeat()
+		s.scheduleSelfBeat(false)
+	case sdWatchdog:
+		s.sdNotify("WATCHDOG=1")
+		s.scheduleSDWatchdog()
+	}
+}
+
+func (s *Supervisor) onSignal(sig os.Signal) {
+	ssig, _ := sig.(syscall.Signal)
+	if s.opts.SingleCommand {
+		// tini-like: the command decides what a signal means; its exit ends the run.
+		if p := s.progs["main"]; p != nil && p.proc != nil {
+			s.log.Debug("forwarding signal", zap.String("signal", conf.SignalName(ssig)))
+			if err := p.proc.Signal(ssig); err != nil {
+				s.log.Debug("forward signal", zap.Error(err))
+			}
+			return
+		}
+		if ssig == syscall.SIGTERM || ssig == syscall.SIGINT {
+			s.beginTeardown("signal "+conf.SignalName(ssig), 128+int(ssig))
+		}
+		return
+	}
+	switch ssig {
+	case syscall.SIGTERM, syscall.SIGINT:
+		if s.shutting {
+			s.forceTeardown("second " + conf.SignalName(ssig))
+			return
+		}
+		s.beginTeardown("signal "+conf.SignalName(ssig), 0)
+	case syscall.SIGHUP:
+		s.reload("SIGHUP", nil)
+	default:
+		s.log.Info("ignoring signal", zap.String("signal", conf.SignalName(ssig)))
+	}
+}
+
+// setTimer replaces p's timer.
+func (s *Supervisor) setTimer(p *program, kind timerKind, d time.Duration) {
+	s.cancelTimer(p)
+	p.timerSeq++
+	seq, name := p.timerSeq, p.name
+	p.timerKind = kind
+	p.timerDue = s.clk.Now().Add(d)
+	p.timer = s.clk.AfterFunc(d, func() { s.box.push(timerFired{name: name, seq: seq, kind: kind}) })
+}
+
+func (s *Supervisor) cancelTimer(p *program) {
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.timerSeq++
+}
+
+func (s *Supervisor) plog(p *program) *zap.Logger { return s.log.With(zap.String("program", p.name)) }
+
+// summary is the STATUS= line for systemd: counts per state.
+func (s *Supervisor) summary() string {
+	counts := s.stateCounts()
+	var parts []string
+	for _, st := range []State{Running, Starting, Backoff, Open, Stopping, Stopped, Exited} {
+		if n := counts[string(st)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	if len(parts) == 0 {
+		return "no programs"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s *Supervisor) stateCounts() map[string]int {
+	counts := map[string]int{}
+	for _, p := range s.progs {
+		counts[string(p.state)]++
+	}
+	return counts
+}
+
+// sdNotify tells systemd, when the supervisor runs under it.
+func (s *Supervisor) sdNotify(state string) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	if err := systemd.Notify(state); err != nil {
+		s.log.Debug("sd_notify", zap.Error(err))
+	}
+}
+
+func (s *Supervisor) scheduleSDWatchdog() {
+	d, ok := systemd.WatchdogInterval()
+	if !ok || os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	s.sdTimer = s.clk.AfterFunc(d/2, func() { s.box.push(sdWatchdog{}) })
+}
+
+func (s *Supervisor) runtimeDir() string {
+	if s.opts.RuntimeDir != "" {
+		return s.opts.RuntimeDir
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		if st, err := os.Stat("/run"); err == nil && st.IsDir() {
+			return "/run"
+		}
+	}
+	return os.TempDir()
+}
+
+// ensureNotifyDir creates the 0700 directory of the notify sockets.
+func (s *Supervisor) ensureNotifyDir() (string, error) {
+	if s.notifyDir != "" {
+		return s.notifyDir, nil
+	}
+	d, err := os.MkdirTemp(s.runtimeDir(), fmt.Sprintf("supervise-%d-notify-", os.Getpid()))
+	if err != nil {
+		return "", fmt.Errorf("notify socket directory: %w", err)
+	}
+	s.notifyDir = d
+	return d, nil
+}
+
+func waitString(st unix.WaitStatus) string {
+	switch {
+	case st.Exited():
+		return fmt.Sprintf("exit %d", st.ExitStatus())
+	case st.Signaled():
+		return "signal " + conf.SignalName(st.Signal())
+	}
+	return fmt.Sprintf("status %#x", int(st))
+}
+
+// sortedNames returns the names of progs in configuration order.
+func (s *Supervisor) sortedNames(names []string) []string {
+	if len(names) == 0 {
+		return append([]string(nil), s.order...)
+	}
+	out := append([]string(nil), names...)
+	sort.Strings(out)
+	return out
+}
+
+var _ = filepath.Join

@@ -1,0 +1,277 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/shutdown"
+)
+
+// teardownResult is what the teardown reports to the loop.
+type teardownResult struct {
+	res shutdown.Result
+}
+
+// beginTeardown starts the teardown once (SPEC §5). code is the exit code
+// unless the budget is exceeded.
+func (s *Supervisor) beginTeardown(reason string, code int) {
+	if s.shutting {
+		return
+	}
+	s.shutting = true
+	s.exitCode = code
+	s.exitReason = reason
+	s.log.Info("teardown", zap.String("reason", reason), zap.Int("exit_code", code))
+	s.sdNotify("STOPPING=1\nSTATUS=stopping: " + reason)
+	// No more restarts: pending backoffs and trials are cancelled.
+	for _, p := range s.progs {
+		if p.proc == nil {
+			s.cancelTimer(p)
+			p.waitingFor = nil
+			if p.state == Backoff || p.state == Open || p.state == Starting {
+				s.setState(p, Stopped, "teardown")
+			}
+		}
+	}
+	steps, err := s.teardownSteps()
+	if err != nil {
+		s.log.Error("teardown order", zap.Error(err))
+	}
+	s.teardownCh = make(chan struct{})
+	force := s.teardownCh
+	budget := s.cfg.Supervisor.ShutdownTimeout
+	sd := shutdown.New(
+		shutdown.WithTimeout(budget),
+		shutdown.WithForceExitCode(s.cfg.Supervisor.ForceExitCode),
+		shutdown.WithClock(s.clk),
+		shutdown.WithProgress(time.Second, func(waiting []string) {
+			s.log.Info("teardown: still waiting", zap.Strings("steps", waiting))
+		}),
+	)
+	// A step's After names must be registered before it: register in
+	// rounds, each taking the steps whose predecessors are all in.
+	registered := map[string]bool{}
+	for len(steps) > 0 {
+		var next []shutdown.Step
+		for _, st := range steps {
+			ready := true
+			for _, a := range st.After {
+				ready = ready && registered[a]
+			}
+			if !ready {
+				next = append(next, st)
+				continue
+			}
+			if err := sd.RegisterStep(st); err != nil {
+				s.log.Error("teardown step", zap.String("step", st.Name), zap.Error(err))
+			}
+			registered[st.Name] = true
+		}
+		if len(next) == len(steps) { // a cycle: conf forbids it; drop the order
+			for _, st := range next {
+				st.After = nil
+				if err := sd.RegisterStep(st); err != nil {
+					s.log.Error("teardown step", zap.String("step", st.Name), zap.Error(err))
+				}
+			}
+			break
+		}
+		steps = next
+	}
+	deadline := s.clk.Now().Add(budget)
+	go func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-force:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		res := sd.Run(ctx)
+		if res.TimedOut || res.Forced {
+			s.box.push(killAll{})
+		}
+		if s.opts.Sweep {
+			s.sweep(deadline, res.TimedOut || res.Forced)
+		}
+		s.box.push(teardownDone{result: res})
+	}()
+}
+
+// forceTeardown skips to the end: SIGKILL to everything left.
+func (s *Supervisor) forceTeardown(why string) {
+	if s.teardownCh == nil {
+		return
+	}
+	select {
+	case <-s.teardownCh:
+		return
+	default:
+	}
+	s.log.Warn("teardown forced", zap.String("by", why))
+	close(s.teardownCh)
+}
+
+func (s *Supervisor) finishTeardown(res shutdown.Result) {
+	if res.TimedOut || res.Forced {
+		s.exitCode = s.cfg.Supervisor.ForceExitCode
+		s.log.Error("teardown did not finish in time", zap.Strings("unfinished", res.Unfinished),
+			zap.Duration("shutdown_timeout", s.cfg.Supervisor.ShutdownTimeout), zap.Bool("forced", res.Forced))
+	}
+	for name, err := range res.Errors {
+		s.log.Warn("teardown step failed", zap.String("step", name), zap.Error(err))
+	}
+	// Anything still running now was SIGKILLed; its exit may still be in
+	// flight, which no longer matters.
+	s.log.Info("supervisor exiting", zap.Int("exit_code", s.exitCode), zap.Duration("teardown", res.Duration.Round(time.Millisecond)))
+	s.finished = true
+}
+
+// teardownSteps builds one step per program and per [teardown.X] command.
+// At equal priority a program waits for the programs that depend on it.
+func (s *Supervisor) teardownSteps() ([]shutdown.Step, error) {
+	var steps []shutdown.Step
+	prio := map[string]int{}
+	for _, name := range s.order {
+		prio[name] = s.progs[name].cfg.StopPriority
+	}
+	for _, name := range s.order {
+		p := s.progs[name]
+		var after []string
+		for _, other := range s.order {
+			q := s.progs[other]
+			if other == name || q.cfg.StopPriority != p.cfg.StopPriority {
+				continue
+			}
+			for _, d := range q.cfg.DependsOn {
+				if d == name {
+					after = append(after, "program "+other)
+				}
+			}
+		}
+		sort.Strings(after)
+		name := name
+		steps = append(steps, shutdown.Step{
+			Name:     "program " + name,
+			Priority: p.cfg.StopPriority,
+			Timeout:  p.cfg.StopTimeout + 2*time.Second,
+			After:    after,
+			Fn: func(ctx context.Context) error {
+				s.log.Debug("teardown: stopping", zap.String("program", name))
+				done := make(chan struct{})
+				s.box.push(stopFor{name: name, done: done})
+				select {
+				case <-done:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			},
+		})
+	}
+	var cmds []string
+	for name := range s.cfg.Teardown {
+		cmds = append(cmds, name)
+	}
+	sort.Strings(cmds)
+	for _, name := range cmds {
+		t := s.cfg.Teardown[name]
+		steps = append(steps, shutdown.Step{
+			Name:     "teardown " + name,
+			Priority: t.Priority,
+			Timeout:  t.Timeout,
+			Fn:       func(ctx context.Context) error { return s.runCommand(ctx, t) },
+		})
+	}
+	return steps, nil
+}
+
+// runCommand runs a [teardown.X] command through the reaper, killing its
+// process group when ctx ends.
+func (s *Supervisor) runCommand(ctx context.Context, t *conf.TeardownStep) error {
+	done := make(chan procs.Exit, 1)
+	log := s.log.With(zap.String("teardown", t.Name))
+	log.Debug("teardown command starting", zap.Strings("command", t.Command))
+	p := &program{name: "teardown." + t.Name}
+	proc, err := s.opts.Reaper.Spawn(procs.Spec{
+		Argv:   t.Command,
+		Env:    s.environment(&conf.Program{}),
+		Stdout: s.output(p, "stdout", conf.Output{Kind: conf.OutputLog}, nil),
+		Stderr: s.output(p, "stderr", conf.Output{Kind: conf.OutputLog}, nil),
+	}, func(e procs.Exit) { done <- e })
+	if err != nil {
+		return fmt.Errorf("teardown.%s: %w", t.Name, err)
+	}
+	log.Info("teardown command started", zap.Int("pid", proc.Pid()))
+	select {
+	case e := <-done:
+		if e.Code() != 0 {
+			return fmt.Errorf("teardown.%s: %s", t.Name, e)
+		}
+		log.Info("teardown command finished")
+		return nil
+	case <-ctx.Done():
+		proc.SignalGroup(syscall.SIGKILL)
+		<-done
+		return fmt.Errorf("teardown.%s: killed after %s: %w", t.Name, t.Timeout, ctx.Err())
+	}
+}
+
+// sweep terminates and reaps every remaining child of this process (PID 1
+// or subreaper): SIGTERM, then SIGKILL once the budget is spent; it returns
+// when none is left, or two seconds after SIGKILL in the worst case.
+func (s *Supervisor) sweep(deadline time.Time, killNow bool) {
+	termSent, killSent := false, false
+	var killAt time.Time
+	for {
+		kids, err := procs.Children()
+		if err != nil {
+			s.log.Warn("listing children", zap.Error(err))
+			return
+		}
+		if len(kids) == 0 {
+			return
+		}
+		now := time.Now()
+		switch {
+		case !killSent && (killNow || s.clk.Now().After(deadline)):
+			s.log.Warn("killing remaining processes", zap.Ints("pids", kids))
+			for _, pid := range kids {
+				killTree(pid, syscall.SIGKILL)
+			}
+			killSent, killAt = true, now
+		case !termSent:
+			s.log.Info("terminating remaining processes", zap.Ints("pids", kids))
+			for _, pid := range kids {
+				killTree(pid, syscall.SIGTERM)
+			}
+			termSent = true
+		case killSent && now.Sub(killAt) > 2*time.Second:
+			s.log.Error("processes survive SIGKILL", zap.Ints("pids", kids))
+			return
+		}
+		// Teardown-only wait: woken by each reaped orphan, or re-checked
+		// after a short pause for processes that are not our children yet.
+		select {
+		case <-s.orphans:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// killTree signals a process and, if it leads one, its process group.
+func killTree(pid int, sig syscall.Signal) {
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+		syscall.Kill(-pid, sig)
+	}
+	syscall.Kill(pid, sig)
+}
