@@ -88,8 +88,9 @@ func (s *Supervisor) spawn(p *program, why string) {
 
 	var limiter *lineLimiter
 	if cfg.LogRate > 0 {
-		limiter = newLineLimiter(cfg.LogRate, cfg.LogBurst, s.clk)
+		limiter = newLineLimiter(cfg.LogRate, cfg.EffectiveLogBurst(), s.clk)
 	}
+	p.limiter = limiter
 	spec := procs.Spec{
 		Argv:   cfg.Command,
 		Dir:    cfg.Directory,
@@ -195,6 +196,12 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 		p.lastExit.Signal = conf.SignalName(sig)
 	}
 	log := s.plog(p).With(zap.String("exit", e.String()), zap.Duration("uptime", uptime.Round(time.Millisecond)))
+	if p.limiter != nil {
+		if d := p.limiter.flush(); d > 0 {
+			log.Warn("dropped lines above log_rate", zap.Uint64("dropped", d))
+		}
+		p.limiter = nil
+	}
 	in := p.intent
 	p.intent = intentNone
 	switch in {
@@ -438,8 +445,27 @@ func (s *Supervisor) dependencyReady(p *program) {
 	}
 }
 
-// dependencyGone notes dependents kept waiting by p (open or exited).
-func (s *Supervisor) dependencyGone(p *program) {}
+// dependencyGone logs, once, the dependents that p (now open, exited or
+// stopped) keeps waiting.
+func (s *Supervisor) dependencyGone(p *program) {
+	for _, name := range s.order {
+		q := s.progs[name]
+		if q == nil || q.proc != nil || len(q.waitingFor) == 0 {
+			continue
+		}
+		for _, d := range q.waitingFor {
+			if d != p.name {
+				continue
+			}
+			key := "gone " + p.name + " " + string(p.state)
+			if q.waitLogged != key {
+				q.waitLogged = key
+				s.plog(q).Warn("dependency will not become ready by itself: still waiting",
+					zap.String("dependency", p.name), zap.String("dependency_state", string(p.state)))
+			}
+		}
+	}
+}
 
 // checkAllExited ends the supervisor when every program has exited.
 func (s *Supervisor) checkAllExited() {

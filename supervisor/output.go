@@ -47,9 +47,11 @@ func (s *Supervisor) output(p *program, stream string, o conf.Output, lim *lineL
 // lineLimiter drops child output lines above log_rate per second and
 // counts what it dropped, so the next kept line can report it.
 type lineLimiter struct {
-	mu      sync.Mutex
-	bucket  *ratelimit.Limiter
-	dropped uint64
+	mu       sync.Mutex
+	clk      clock.Clock
+	bucket   *ratelimit.Limiter
+	dropped  uint64
+	reported time.Time
 }
 
 func newLineLimiter(rate float64, burst int, clk clock.Clock) *lineLimiter {
@@ -68,11 +70,11 @@ func newLineLimiter(rate float64, burst int, clk clock.Clock) *lineLimiter {
 	if err != nil {
 		return nil
 	}
-	return &lineLimiter{bucket: b}
+	return &lineLimiter{bucket: b, clk: clk}
 }
 
-// take reports whether a line may be logged, and how many lines were
-// dropped since the last kept one (reported once).
+// take reports whether a line may be logged and, at most every
+// dropReportEvery, how many lines were dropped since the last report.
 func (l *lineLimiter) take() (ok bool, droppedBefore uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,10 +82,27 @@ func (l *lineLimiter) take() (ok bool, droppedBefore uint64) {
 		l.dropped++
 		return false, 0
 	}
+	now := l.clk.Now()
+	if l.dropped == 0 || now.Sub(l.reported) < dropReportEvery {
+		return true, 0
+	}
 	d := l.dropped
-	l.dropped = 0
+	l.dropped, l.reported = 0, now
 	return true, d
 }
+
+// flush returns the drops not yet reported (at the end of a run).
+func (l *lineLimiter) flush() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := l.dropped
+	l.dropped = 0
+	return d
+}
+
+// dropReportEvery spaces the "dropped lines" entries, which would
+// otherwise flood the log they protect.
+const dropReportEvery = 5 * time.Second
 
 // lookupIDs resolves a user (and optional group) to numeric ids.
 func lookupIDs(userName, group string) (uid, gid int, err error) {

@@ -104,6 +104,7 @@ type program struct {
 	wd           *watchdog.FileWatchdog
 	notifySock   *systemd.Listener
 	stopSignalAt time.Time
+	limiter      *lineLimiter
 }
 
 func newProgram(cfg *conf.Program) *program {

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"os"
+	"path/filepath"
 
 	"go.uber.org/zap"
 
@@ -40,6 +41,10 @@ func (s *Supervisor) writeSelfBeat() {
 		"programs": len(s.progs),
 		"states":   counts,
 		"shutting": s.shutting,
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		s.log.Warn("creating the heartbeat directory", zap.String("file", path), zap.Error(err))
+		return
 	}
 	err := heartbeat.Write(path, heartbeat.State{Timestamp: s.clk.Now().UTC(), PID: os.Getpid(), Hostname: host, Metadata: meta})
 	if err != nil {

@@ -260,6 +260,11 @@ func (s *Supervisor) setup() error {
 			s.stopLoop = append(s.stopLoop, stop)
 		}
 	}
+	if addr := s.cfg.Supervisor.Metrics; addr != "" {
+		if err := s.serveMetrics(addr); err != nil {
+			return err
+		}
+	}
 	s.scheduleSelfBeat(true)
 	s.scheduleSDWatchdog()
 	return nil

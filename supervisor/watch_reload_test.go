@@ -1,0 +1,238 @@
+package supervisor
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/supervise/supervise/clock"
+	"github.com/supervise/supervise/control"
+)
+
+func TestWatchdogRestartsSilentProgram(t *testing.T) {
+	clk := clock.NewFake(time.Time{})
+	h := startSup(t, `
+[programs.w]
+command = ["/bin/sh", "-c", "touch $DIR/hb/beat; exec sleep 1000"]
+backoff_initial = "1s"
+[programs.w.watchdog]
+heartbeat_file = "$DIR/hb/beat"
+timeout = "10s"
+start_grace = "20s"
+`, clk)
+	h.waitFor("first beat makes it ready", func() bool { st := h.status("w"); return st.Ready && st.State == "running" })
+	st := h.status("w")
+	if st.Heartbeat.LastBeatAt == nil || st.Heartbeat.AgeSeconds == nil {
+		t.Fatalf("heartbeat not shown: %+v", st.Heartbeat)
+	}
+	pid := st.PID
+	clk.Advance(9 * time.Second)
+	if st := h.status("w"); st.PID != pid || st.Stats.Failures != 0 {
+		t.Fatalf("killed before the timeout: %+v", st)
+	}
+	clk.Advance(time.Second)
+	h.waitFor("watchdog failure", func() bool { return h.status("w").Stats.Failures == 1 })
+	st = h.status("w")
+	if st.State != "backoff" || st.LastExit == nil || st.LastExit.Signal != "SIGKILL" {
+		t.Fatalf("after watchdog: %+v %+v", st, st.LastExit)
+	}
+	if len(h.logs.FilterMessage("watchdog: heartbeat overdue, killing the process group").All()) != 1 {
+		t.Fatalf("watchdog not logged:\n%s", h.dump())
+	}
+	clk.Advance(time.Second)
+	h.waitFor("restarted", func() bool { st := h.status("w"); return st.PID != 0 && st.PID != pid })
+}
+
+func TestWatchdogStartGraceAndActions(t *testing.T) {
+	clk := clock.NewFake(time.Time{})
+	h := startSup(t, `
+[programs.silent]
+command = ["/bin/sleep", "1000"]
+[programs.silent.watchdog]
+heartbeat_file = "$DIR/silent.beat"
+timeout = "5s"
+start_grace = "30s"
+action = "stop"
+[programs.logonly]
+command = ["/bin/sleep", "1000"]
+[programs.logonly.watchdog]
+heartbeat_file = "$DIR/logonly.beat"
+timeout = "5s"
+action = "log"
+`, clk)
+	if _, err := os.Stat(h.dir); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(29 * time.Second)
+	if st := h.status("silent"); st.State != "starting" || st.Ready {
+		t.Fatalf("silent before start_grace: %+v", st)
+	}
+	clk.Advance(time.Second)
+	h.waitFor("stopped by watchdog", func() bool { return h.status("silent").State == "stopped" })
+	lo := h.status("logonly")
+	if lo.PID == 0 || lo.State != "starting" {
+		t.Fatalf("action = log must not touch the program: %+v", lo)
+	}
+	if n := len(h.logs.FilterMessage("watchdog: heartbeat overdue (action = log)").All()); n == 0 {
+		t.Fatalf("action = log not logged:\n%s", h.dump())
+	}
+	// A beat while stopped revives nothing.
+	os.WriteFile(filepath.Join(h.dir, "silent.beat"), []byte("x"), 0o644)
+	time.Sleep(50 * time.Millisecond) // let a stray event arrive, if any
+	if st := h.status("silent"); st.State != "stopped" || st.PID != 0 {
+		t.Fatalf("beat revived a stopped program: %+v", st)
+	}
+}
+
+func TestDependsOnWaitsForFirstBeat(t *testing.T) {
+	h := startSup(t, `
+[programs.db]
+command = ["/bin/sh", "-c", "while [ ! -e $DIR/go ]; do sleep 0.02; done; touch $DIR/db.beat; exec sleep 1000"]
+[programs.db.watchdog]
+heartbeat_file = "$DIR/db.beat"
+timeout = "60s"
+[programs.app]
+command = ["/bin/sleep", "1000"]
+depends_on = ["db"]
+`, nil)
+	time.Sleep(100 * time.Millisecond)
+	st := h.status("app")
+	if st.PID != 0 || st.State != "starting" || len(st.WaitingFor) != 1 || st.WaitingFor[0] != "db" {
+		t.Fatalf("app started before db was ready: %+v", st)
+	}
+	os.WriteFile(filepath.Join(h.dir, "go"), nil, 0o644)
+	h.waitFor("app started after db beat", func() bool { return h.status("app").PID != 0 })
+	if !h.status("db").Ready {
+		t.Fatal("db not ready")
+	}
+}
+
+func TestReloadAppliesDiff(t *testing.T) {
+	h := startSup(t, `
+[programs.keep]
+command = ["/bin/sleep", "1000"]
+[programs.change]
+command = ["/bin/sleep", "1000"]
+[programs.drop]
+command = ["/bin/sleep", "1000"]
+`, nil)
+	for _, n := range []string{"keep", "change", "drop"} {
+		n := n
+		h.waitFor(n+" running", func() bool { return h.status(n).PID != 0 })
+	}
+	keep, change := h.status("keep").PID, h.status("change").PID
+	path := filepath.Join(h.dir, "supervise.toml")
+	write := func(s string) {
+		tmp := path + ".tmp"
+		os.WriteFile(tmp, []byte("[supervisor]\nsocket = \"off\"\nwatch_config = false\n"+s), 0o644)
+		os.Rename(tmp, path)
+	}
+	write(`
+[programs.keep]
+command = ["/bin/sleep", "1000"]
+[programs.change]
+command = ["/bin/sleep", "1001"]
+[programs.add]
+command = ["/bin/sleep", "1000"]
+`)
+	r := h.ctl(control.CmdReload)
+	if !r.OK || !strings.Contains(r.Message, "added add") || !strings.Contains(r.Message, "removed drop") || !strings.Contains(r.Message, "changed change") {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.waitFor("diff applied", func() bool {
+		st := h.ctl(control.CmdStatus)
+		names := map[string]int{}
+		for _, p := range st.Programs {
+			names[p.Name] = p.PID
+		}
+		_, dropped := names["drop"]
+		return !dropped && names["add"] != 0 && names["change"] != 0 && names["change"] != change
+	})
+	if h.status("keep").PID != keep {
+		t.Fatal("unchanged program was restarted")
+	}
+	// An invalid edit changes nothing.
+	write("[programs.keep]\ncomand = [\"x\"]\n")
+	r = h.ctl(control.CmdReload)
+	if r.OK || !strings.Contains(r.Error, `unknown key "comand"`) || !strings.Contains(r.Error, "supervise.toml:") {
+		t.Fatalf("invalid reload: %+v", r)
+	}
+	if h.status("keep").PID != keep || h.status("add").PID == 0 {
+		t.Fatal("invalid reload disturbed programs")
+	}
+}
+
+func TestConfigEditAppliedByWatcher(t *testing.T) {
+	h := startSup(t, `
+[supervisor]
+socket = "off"
+[programs.a]
+command = ["/bin/sleep", "1000"]
+`, nil)
+	h.waitFor("a running", func() bool { return h.status("a").PID != 0 })
+	path := filepath.Join(h.dir, "supervise.toml")
+	tmp := path + ".tmp"
+	os.WriteFile(tmp, []byte("[supervisor]\nsocket = \"off\"\n[programs.a]\ncommand = [\"/bin/sleep\", \"1000\"]\n[programs.b]\ncommand = [\"/bin/sleep\", \"1000\"]\n"), 0o644)
+	os.Rename(tmp, path)
+	h.waitFor("b started by the file watch", func() bool {
+		for _, p := range h.ctl(control.CmdStatus).Programs {
+			if p.Name == "b" && p.PID != 0 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestMetricsAndHealthz(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := ln.Addr().String()
+	ln.Close()
+	h := startSup(t, `
+[supervisor]
+socket = "off"
+watch_config = false
+metrics = "`+free+`"
+[programs.m]
+command = ["/bin/sleep", "1000"]
+`, nil)
+	h.waitFor("m running", func() bool { return h.status("m").PID != 0 })
+	var addr string
+	for _, e := range h.logs.FilterMessage("metrics listening").All() {
+		addr = e.ContextMap()["addr"].(string)
+	}
+	if addr == "" {
+		t.Fatal("no metrics address logged")
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("healthz: %d %q", code, body)
+	}
+	code, body := get("/metrics")
+	for _, want := range []string{
+		`supervise_program_state{program="m",state="running"} 1`,
+		`supervise_program_up{program="m"} 1`,
+		`supervise_program_breaker_state{program="m",state="closed"} 1`,
+		`supervise_program_failures_total{program="m"} 0`,
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Fatalf("metrics lacks %q:\n%s", want, body)
+		}
+	}
+}
