@@ -94,7 +94,7 @@ type Stats struct {
 // ended it; Signal is then its name (for example "SIGKILL").
 type ExitStatus struct {
 	Code   int       `json:"code"`
-	Signal string    `json:"signal,omitempty"`
+	Signal string    `json:"signal"`
 	At     time.Time `json:"at"`
 	// Error is set when the run never began (spawn failure).
 	Error string `json:"error,omitempty"`

@@ -109,6 +109,9 @@ func (s *Supervisor) spawn(p *program, why string) {
 		return
 	}
 	pidBox.Store(int64(proc.Pid()))
+	if s.trace != nil {
+		s.trace("spawn", p.name, proc.Started())
+	}
 	p.proc = proc
 	p.startedAt = s.clk.Now()
 	p.errText = ""
@@ -184,6 +187,9 @@ func setEnv(env []string, k, v string) []string {
 
 // onExit handles the end of p's current run.
 func (s *Supervisor) onExit(p *program, e procs.Exit) {
+	if s.trace != nil {
+		s.trace("exit", p.name, e.At)
+	}
 	now := s.clk.Now()
 	uptime := now.Sub(p.startedAt)
 	s.detachRun(p)
@@ -204,6 +210,11 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 	}
 	in := p.intent
 	p.intent = intentNone
+	if in != intentNone && in != intentWatchdog && !p.succeeded {
+		// Ended by us before it could prove itself: neither a success nor
+		// a failure, so a half-open trial slot is given back.
+		p.br.Release(now)
+	}
 	switch in {
 	case intentStop, intentTeardown, intentWDStop:
 		p.lastFailed, p.lastCode = false, e.ShellCode()

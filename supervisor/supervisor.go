@@ -96,6 +96,8 @@ type Supervisor struct {
 	teardownCh chan struct{} // closed to force the teardown to its end
 	orphans    chan struct{}
 	started    time.Time
+	// trace, set only by benchmarks, sees spawns and reaped exits.
+	trace func(what, name string, at time.Time)
 }
 
 // New checks the options and prepares a supervisor; nothing runs yet.

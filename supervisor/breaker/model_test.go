@@ -117,7 +117,7 @@ func TestMachineMatchesModel(t *testing.T) {
 			hookCalls++
 		})
 		now := t0
-		steps := rapid.IntRange(1, 80).Draw(t, "steps")
+		steps := rapid.IntRange(20, 200).Draw(t, "steps")
 		for i := 0; i < steps; i++ {
 			switch op := rapid.SampledFrom([]string{"allow", "success", "failure", "advance", "reset", "release"}).Draw(t, "op"); op {
 			case "allow":

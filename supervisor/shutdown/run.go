@@ -40,6 +40,7 @@ type event struct {
 	kind eventKind
 	step *stepRun
 	err  error
+	ack  chan struct{} // closed once the loop has handled the event
 }
 
 // runner is one shutdown run. Its loop goroutine owns every field but the
@@ -93,12 +94,25 @@ func (r *runner) send(ev event) {
 	}
 }
 
+// fire is send for timer callbacks: it also waits until the loop has
+// handled the event, so that a fake clock's Advance returns only after the
+// consequences (next steps started, their timers armed at the right time,
+// or the run finished) have happened.
+func (r *runner) fire(kind eventKind, s *stepRun) {
+	ack := make(chan struct{})
+	r.send(event{kind: kind, step: s, ack: ack})
+	select {
+	case <-ack:
+	case <-r.quit:
+	}
+}
+
 func (r *runner) start() {
 	if r.m.timeout > 0 {
-		r.total = r.m.clock.AfterFunc(r.m.timeout, func() { r.send(event{kind: totalTimedOut}) })
+		r.total = r.m.clock.AfterFunc(r.m.timeout, func() { r.fire(totalTimedOut, nil) })
 	}
 	if r.m.progress != nil && r.m.progressEvery > 0 {
-		r.progress = r.m.clock.AfterFunc(r.m.progressEvery, func() { r.send(event{kind: progressTick}) })
+		r.progress = r.m.clock.AfterFunc(r.m.progressEvery, func() { r.fire(progressTick, nil) })
 	}
 	r.startReady()
 }
@@ -129,7 +143,7 @@ func (r *runner) startReady() {
 		s.status = running
 		s.ctx = newTimeoutCtx(r.root, r.root)
 		if s.Timeout > 0 {
-			s.timer = r.m.clock.AfterFunc(s.Timeout, func() { r.send(event{kind: stepTimedOut, step: s}) })
+			s.timer = r.m.clock.AfterFunc(s.Timeout, func() { r.fire(stepTimedOut, s) })
 		}
 		go func() {
 			err := call(s.ctx, s.Fn)
@@ -158,9 +172,15 @@ func (r *runner) allOver() bool {
 
 func (r *runner) loop() {
 	timedOut, forced := false, false
+	var ack chan struct{}
 	for !r.allOver() {
+		if ack != nil {
+			close(ack)
+			ack = nil
+		}
 		select {
 		case ev := <-r.events:
+			ack = ev.ack
 			switch ev.kind {
 			case stepReturned:
 				if ev.step.status == running {
@@ -177,7 +197,7 @@ func (r *runner) loop() {
 				if ev.step.status == running {
 					ev.step.status = abandoned
 					ev.step.ctx.expire()
-					r.errs[ev.step.Name] = fmt.Errorf("shutdown: step %q: %w after %v", ev.step.Name, ErrStepTimeout, ev.step.Timeout)
+					r.errs[ev.step.Name] = fmt.Errorf("%w after %v", ErrStepTimeout, ev.step.Timeout)
 				}
 			case totalTimedOut:
 				timedOut = true

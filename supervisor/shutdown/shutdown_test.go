@@ -418,7 +418,7 @@ func TestSignals(t *testing.T) {
 }
 
 func TestStepContextsAreIndependent(t *testing.T) {
-	m, clk := newFake()
+	m, clk := newFake(WithTimeout(2 * time.Hour))
 	var mu sync.Mutex
 	ctxs := map[string]context.Context{}
 	var started sync.WaitGroup
@@ -453,7 +453,10 @@ func TestStepContextsAreIndependent(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	if !reflect.DeepEqual(keys, []string{"long", "short"}) {
-		t.Fatalf("errors %v", res.Errors)
+	if !reflect.DeepEqual(keys, []string{"long", "short"}) || res.TimedOut {
+		t.Fatalf("result %+v", res)
+	}
+	if got := res.Errors["short"].Error(); got != "shutdown: step timed out after 1s" {
+		t.Fatalf("error text %q", got)
 	}
 }
