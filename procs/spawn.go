@@ -52,8 +52,15 @@ type Spec struct {
 	// process's gid and gets no supplementary groups. Group alone keeps the
 	// uid and the supplementary groups.
 	User, Group string
-	// Stdout and Stderr say where the output goes; stdin is /dev/null.
+	// Stdout and Stderr say where the output goes.
 	Stdout, Stderr Output
+	// Stdin is the child's standard input; nil means /dev/null.
+	Stdin *os.File
+	// Foreground makes the child's process group the foreground group of
+	// the terminal on Stdin (as tini does for an interactive command), so
+	// that reading the terminal does not stop it with SIGTTIN. It is
+	// ignored unless Stdin is a terminal.
+	Foreground bool
 	// ExtraFiles become fd 3, 4, ... in the child.
 	ExtraFiles []*os.File
 }
@@ -140,11 +147,16 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		}
 		return nil, err
 	}
-	stdin, err := os.Open(os.DevNull)
-	if err != nil {
-		return fail(&SpawnError{Op: "open", Path: os.DevNull, Err: causeOf(err)})
+	stdin := spec.Stdin
+	if stdin == nil {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return fail(&SpawnError{Op: "open", Path: os.DevNull, Err: causeOf(err)})
+		}
+		childEnds = append(childEnds, devnull)
+		stdin = devnull
 	}
-	childEnds = append(childEnds, stdin)
+	foreground := spec.Foreground && spec.Stdin != nil && isTerminal(spec.Stdin)
 	type lineStream struct {
 		r      *os.File
 		onLine func([]byte, bool)
@@ -197,7 +209,7 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		Dir:   spec.Dir,
 		Env:   env,
 		Files: append([]*os.File{stdin, stdout, stderr}, spec.ExtraFiles...),
-		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred, Foreground: foreground, Ctty: 0},
 	}
 	p := &Process{
 		onExit:     onExit,
@@ -431,4 +443,10 @@ func lookupGroup(name string) (uint32, error) {
 		return 0, &SpawnError{Op: "group", Path: name, Err: errors.New("non-numeric gid " + g.Gid)}
 	}
 	return uint32(gid), nil
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

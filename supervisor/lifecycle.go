@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,6 +101,10 @@ func (s *Supervisor) spawn(p *program, why string) {
 		Stdout: s.output(p, "stdout", cfg.Stdout, limiter),
 		Stderr: s.output(p, "stderr", cfg.Stderr, limiter),
 	}
+	if s.opts.SingleCommand && p.name == conf.MainProgram {
+		// Like tini: the one command keeps the terminal, if there is one.
+		spec.Stdin, spec.Foreground = os.Stdin, true
+	}
 	proc, err := s.opts.Reaper.Spawn(spec, func(e procs.Exit) {
 		s.box.push(exited{name: name, run: run, exit: e})
 	})
@@ -141,9 +146,25 @@ func (s *Supervisor) spawnFailed(p *program, err error) {
 	now := s.clk.Now()
 	p.errText = err.Error()
 	p.lastExit = &control.ExitStatus{Code: -1, At: now, Error: err.Error()}
-	p.lastFailed, p.lastCode = true, 1
+	p.lastFailed, p.lastCode = true, spawnExitCode(err)
 	s.plog(p).Error("cannot start", zap.Error(fmt.Errorf("programs.%s: %w", p.name, err)))
 	s.afterFailure(p, "spawn error")
+}
+
+// spawnExitCode is the exit code a run that never began hands on, as a
+// shell would: 127 when the command was not found, 126 when it could not
+// be executed, else 1.
+func spawnExitCode(err error) int {
+	var se *procs.SpawnError
+	if errors.As(err, &se) && se.Op == "exec" {
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, procs.ErrNotFound):
+			return 127
+		case errors.Is(err, fs.ErrPermission):
+			return 126
+		}
+	}
+	return 1
 }
 
 // environment builds a run's environment: the supervisor's own (unless
@@ -442,16 +463,39 @@ func (s *Supervisor) setState(p *program, st State, why string) {
 
 // dependencyReady starts programs that were waiting for p.
 func (s *Supervisor) dependencyReady(p *program) {
-	for _, name := range s.order {
-		q := s.progs[name]
-		if q == nil || q.proc != nil || len(q.waitingFor) == 0 {
+	for _, q := range s.dependents(p.name) {
+		if q.proc == nil && len(q.waitingFor) > 0 {
+			s.start(q, "dependency "+p.name+" ready")
+		}
+	}
+}
+
+// dependents lists the programs whose depends_on names name, in
+// configuration order. Few programs have dependencies, so this scans a
+// short list instead of every program.
+func (s *Supervisor) dependents(name string) []*program {
+	var out []*program
+	for _, qn := range s.withDeps {
+		q := s.progs[qn]
+		if q == nil {
 			continue
 		}
-		for _, d := range q.waitingFor {
-			if d == p.name {
-				s.start(q, "dependency "+p.name+" ready")
+		for _, d := range q.cfg.DependsOn {
+			if d == name {
+				out = append(out, q)
 				break
 			}
+		}
+	}
+	return out
+}
+
+// indexDependencies records which programs have depends_on.
+func (s *Supervisor) indexDependencies() {
+	s.withDeps = s.withDeps[:0]
+	for _, n := range s.order {
+		if p := s.progs[n]; p != nil && len(p.cfg.DependsOn) > 0 {
+			s.withDeps = append(s.withDeps, n)
 		}
 	}
 }
@@ -459,21 +503,15 @@ func (s *Supervisor) dependencyReady(p *program) {
 // dependencyGone logs, once, the dependents that p (now open, exited or
 // stopped) keeps waiting.
 func (s *Supervisor) dependencyGone(p *program) {
-	for _, name := range s.order {
-		q := s.progs[name]
-		if q == nil || q.proc != nil || len(q.waitingFor) == 0 {
+	for _, q := range s.dependents(p.name) {
+		if q.proc != nil || len(q.waitingFor) == 0 {
 			continue
 		}
-		for _, d := range q.waitingFor {
-			if d != p.name {
-				continue
-			}
-			key := "gone " + p.name + " " + string(p.state)
-			if q.waitLogged != key {
-				q.waitLogged = key
-				s.plog(q).Warn("dependency will not become ready by itself: still waiting",
-					zap.String("dependency", p.name), zap.String("dependency_state", string(p.state)))
-			}
+		key := "gone " + p.name + " " + string(p.state)
+		if q.waitLogged != key {
+			q.waitLogged = key
+			s.plog(q).Warn("dependency will not become ready by itself: still waiting",
+				zap.String("dependency", p.name), zap.String("dependency_state", string(p.state)))
 		}
 	}
 }
@@ -518,6 +556,7 @@ func (s *Supervisor) deleteProgram(p *program) {
 			break
 		}
 	}
+	s.indexDependencies()
 }
 
 func (s *Supervisor) replaceConfig(p *program, cfg *conf.Program) {

@@ -175,6 +175,7 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	}
 	s.order = newOrder
 	s.cfg = cfg
+	s.indexDependencies()
 	for _, p := range toStart {
 		s.start(p, "added by reload")
 	}

@@ -79,6 +79,7 @@ type Supervisor struct {
 	cfgBytes   []byte
 	progs      map[string]*program
 	order      []string
+	withDeps   []string // programs that have depends_on, in order
 	shutting   bool
 	finished   bool
 	exitCode   int
@@ -305,6 +306,7 @@ func (s *Supervisor) applyInitial() {
 		s.progs[name] = p
 		s.order = append(s.order, name)
 	}
+	s.indexDependencies()
 	for _, name := range s.order {
 		p := s.progs[name]
 		if p.cfg.Autostart {

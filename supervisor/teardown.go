@@ -233,6 +233,9 @@ func (s *Supervisor) sweep(deadline time.Time, killNow bool) {
 	termSent, killSent := false, false
 	var killAt time.Time
 	for {
+		if !procs.HasChildren() {
+			return
+		}
 		kids, err := procs.Children()
 		if err != nil {
 			s.log.Warn("listing children", zap.Error(err))

@@ -54,6 +54,8 @@ func cmdRun(args []string, stderr io.Writer) (int, error) {
 		main.Stdout = conf.Output{Kind: conf.OutputInherit}
 		main.Stderr = conf.Output{Kind: conf.OutputInherit}
 		cfg.Supervisor.Socket = "off"
+		// Quiet like tini: the command's own output is what matters.
+		cfg.Supervisor.LogLevel = conf.LogError
 		if socketFlag != "" {
 			cfg.Supervisor.Socket = socketFlag
 		}
