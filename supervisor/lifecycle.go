@@ -101,6 +101,13 @@ func (s *Supervisor) spawn(p *program, why string) {
 		Stdout: s.output(p, "stdout", cfg.Stdout, limiter),
 		Stderr: s.output(p, "stderr", cfg.Stderr, limiter),
 	}
+	// The heartbeat watch (and its directory) exists before the program
+	// does, so not even its very first beat can be missed.
+	if cfg.Watchdog != nil {
+		if err := s.armWatchdog(p, run); err != nil {
+			log.Error("watchdog", zap.Error(err))
+		}
+	}
 	if s.opts.SingleCommand && p.name == conf.MainProgram {
 		// Like tini: the one command keeps the terminal, if there is one.
 		spec.Stdin, spec.Foreground = os.Stdin, true
@@ -125,11 +132,6 @@ func (s *Supervisor) spawn(p *program, why string) {
 	}
 	log.Info("started", zap.Int("pid", proc.Pid()), zap.String("why", why))
 
-	if cfg.Watchdog != nil {
-		if err := s.armWatchdog(p, run); err != nil {
-			log.Error("watchdog", zap.Error(err))
-		}
-	}
 	// Without a readiness signal a program is ready once spawned.
 	if cfg.Watchdog == nil && !cfg.Notify {
 		p.ready = true
