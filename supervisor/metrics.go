@@ -27,26 +27,27 @@ func (s *Supervisor) serveMetrics(addr string) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	// status asks the event loop, answering 503 itself when it is wedged.
+	status := func(w http.ResponseWriter, r *http.Request) ([]control.ProgramStatus, bool) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()
 		resp := s.Handle(ctx, control.Request{Command: control.CmdStatus})
 		if !resp.OK {
 			http.Error(w, "event loop not responding\n", http.StatusServiceUnavailable)
-			return
+			return nil, false
 		}
-		fmt.Fprintln(w, "ok")
+		return resp.Programs, true
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := status(w, r); ok {
+			fmt.Fprintln(w, "ok")
+		}
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
-		defer cancel()
-		resp := s.Handle(ctx, control.Request{Command: control.CmdStatus})
-		if !resp.OK {
-			http.Error(w, "event loop not responding\n", http.StatusServiceUnavailable)
-			return
+		if progs, ok := status(w, r); ok {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+			writeMetrics(w, progs)
 		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		writeMetrics(w, resp.Programs)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
