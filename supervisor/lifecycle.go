@@ -69,7 +69,7 @@ func (s *Supervisor) spawn(p *program, why string) {
 	cfg := p.cfg
 	p.run++
 	run, name := p.run, p.name
-	p.ready, p.succeeded, p.killed, p.intent = false, false, false, intentNone
+	p.ready, p.succeeded, p.killed, p.intent, p.opSignal = false, false, false, intentNone, 0
 	p.lastBeat, p.beatMeta, p.statusText = time.Time{}, nil, ""
 	p.starts++
 	log := s.plog(p)
@@ -270,6 +270,10 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 	}
 
 	failed, why := classify(p.cfg, e, uptime, in == intentWatchdog)
+	if failed && e.Signal() != 0 && e.Signal() == p.opSignal {
+		// `supervise signal` sent it: the supervisor's own signal is not a failure.
+		failed, why = false, ""
+	}
 	if s.shutting {
 		// Ended on its own during the teardown: record, never restart.
 		p.lastFailed, p.lastCode = failed, e.ShellCode()

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/supervise/supervise/clock"
@@ -105,6 +106,7 @@ type program struct {
 	notifySock   *systemd.Listener
 	stopSignalAt time.Time
 	limiter      *lineLimiter
+	opSignal     syscall.Signal // last signal sent by `supervise signal` in this run
 }
 
 func newProgram(cfg *conf.Program) *program {

@@ -85,6 +85,7 @@ func (s *Supervisor) onRequest(r request) {
 				res = control.Result{Name: name, Error: err.Error()}
 				break
 			}
+			p.opSignal = sig
 			s.plog(p).Info("signal sent by operator", zap.String("signal", conf.SignalName(sig)))
 		default:
 			r.reply <- control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)}
@@ -112,7 +113,11 @@ func (s *Supervisor) onRequest(r request) {
 		}
 		st := make(chan control.Response, 1)
 		s.box.push(request{req: control.Request{Command: control.CmdStatus, Names: req.Names}, reply: st})
-		resp.Programs = (<-st).Programs
+		select {
+		case got := <-st:
+			resp.Programs = got.Programs
+		case <-s.loopDone:
+		}
 		r.reply <- resp
 	}()
 }

@@ -73,6 +73,8 @@ type Supervisor struct {
 	clk   clock.Clock
 	box   *mailbox
 	ready chan struct{} // closed when autostart programs have been spawned
+	// loopDone is closed when Run returns: nobody answers requests after.
+	loopDone chan struct{}
 
 	// Everything below is owned by the event loop.
 	cfg        *conf.Config
@@ -116,13 +118,14 @@ func New(opts Options) (*Supervisor, error) {
 		opts.Clock = clock.Real()
 	}
 	s := &Supervisor{
-		opts:    opts,
-		log:     opts.Logger,
-		clk:     opts.Clock,
-		box:     newMailbox(),
-		ready:   make(chan struct{}),
-		progs:   map[string]*program{},
-		orphans: make(chan struct{}, 1),
+		opts:     opts,
+		log:      opts.Logger,
+		clk:      opts.Clock,
+		box:      newMailbox(),
+		ready:    make(chan struct{}),
+		loopDone: make(chan struct{}),
+		progs:    map[string]*program{},
+		orphans:  make(chan struct{}, 1),
 	}
 	return s, nil
 }
@@ -155,6 +158,8 @@ func (s *Supervisor) Handle(ctx context.Context, req control.Request) control.Re
 	select {
 	case r := <-reply:
 		return r
+	case <-s.loopDone:
+		return control.Response{Error: "the supervisor has stopped"}
 	case <-ctx.Done():
 		return control.Response{Error: "no answer from the supervisor: " + ctx.Err().Error()}
 	}
@@ -173,6 +178,7 @@ func (s *Supervisor) Reload() { s.box.push(reloadAsked{why: "reload requested"})
 // teardown like SIGTERM.
 func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	s.started = s.clk.Now()
+	defer close(s.loopDone)
 	if err := s.setup(); err != nil {
 		s.cleanup()
 		close(s.ready)

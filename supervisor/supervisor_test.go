@@ -417,3 +417,23 @@ stop_timeout = "30s"
 }
 
 var _ = syscall.SIGTERM
+
+func TestOperatorSignalIsNotAFailure(t *testing.T) {
+	h := startSup(t, `
+[programs.s]
+command = ["/bin/sleep", "1000"]
+[programs.keep]
+command = ["/bin/sleep", "1000"]
+`, nil)
+	h.waitFor("running", func() bool { return h.status("s").PID != 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := h.sup.Handle(ctx, control.Request{Command: control.CmdSignal, Names: []string{"s"}, Signal: "TERM"})
+	if !r.OK {
+		t.Fatalf("signal: %+v", r)
+	}
+	h.waitFor("exited", func() bool { return h.status("s").State == "exited" })
+	if st := h.status("s"); st.Stats.Failures != 0 || st.LastExit.Signal != "SIGTERM" {
+		t.Fatalf("after operator TERM: %+v", st)
+	}
+}
