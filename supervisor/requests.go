@@ -109,7 +109,10 @@ func (s *Supervisor) onRequest(r request) {
 	// fetch a fresh status through the loop.
 	go func() {
 		for _, w := range waits {
-			<-w
+			select {
+			case <-w:
+			case <-s.loopDone:
+			}
 		}
 		st := make(chan control.Response, 1)
 		s.box.push(request{req: control.Request{Command: control.CmdStatus, Names: req.Names}, reply: st})
