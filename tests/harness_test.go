@@ -130,6 +130,8 @@ type sup struct {
 
 	mu   sync.Mutex
 	pids map[int]bool // program pids seen in status, killed if the supervisor must be
+
+	env []string // extra environment of the supervisor
 }
 
 // shortDir makes a directory with a short path (for Unix socket names) that
@@ -176,10 +178,17 @@ func writeAtomic(t *testing.T, path, text string) {
 // It does not wait for anything; use waitProg or waitFor.
 func newSup(t *testing.T, c config, extraArgs ...string) *sup {
 	t.Helper()
+	return newSupEnv(t, c, nil, extraArgs...)
+}
+
+// newSupEnv is newSup with extra environment variables for the supervisor.
+func newSupEnv(t *testing.T, c config, env []string, extraArgs ...string) *sup {
+	t.Helper()
 	s := &sup{
 		dir:  t.TempDir(),
 		pids: map[int]bool{},
 		done: make(chan struct{}),
+		env:  env,
 	}
 	s.sock = filepath.Join(shortDir(t), "ctl.sock")
 	s.cfg = filepath.Join(s.dir, "supervise.toml")
@@ -201,7 +210,7 @@ func (s *sup) start(t *testing.T, extraArgs ...string) {
 	args := append([]string{"run", "-c", s.cfg, "-s", s.sock}, extraArgs...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = s.dir
-	s.cmd.Env = childEnv()
+	s.cmd.Env = childEnv(s.env...)
 	s.cmd.Stdout = logf
 	s.cmd.Stderr = logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
