@@ -236,3 +236,45 @@ command = ["/bin/sleep", "1000"]
 		}
 	}
 }
+
+func FuzzParseRequestLine(f *testing.F) {
+	for _, s := range []string{"GET /metrics HTTP/1.1", "GET /healthz?x=1 HTTP/1.0", "", "GET", "GET  HTTP/1.1", "\x00 / HTTP/1.1", "POST / HTTP/2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		m, p, err := parseRequestLine(line)
+		if err == nil && (m == "" || !strings.HasPrefix(p, "/") || strings.Contains(p, "?")) {
+			t.Fatalf("accepted %q as %q %q", line, m, p)
+		}
+	})
+}
+
+func TestMetricsBadRequests(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := ln.Addr().String()
+	ln.Close()
+	h := startSup(t, "[supervisor]\nsocket = \"off\"\nwatch_config = false\nmetrics = \""+free+"\"\n", nil)
+	for req, want := range map[string]string{
+		"garbage\r\n\r\n":                          "HTTP/1.1 400 ",
+		"POST /metrics HTTP/1.1\r\n\r\n":           "HTTP/1.1 405 ",
+		"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n":    "HTTP/1.1 404 ",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n": "HTTP/1.1 200 ",
+	} {
+		c, err := net.Dial("tcp", free)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte(req))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(b), want) {
+			t.Errorf("%.30q: got %.60q, want %q", req, b, want)
+		}
+	}
+	if st := h.ctl(control.CmdStatus); !st.OK {
+		t.Fatal("supervisor disturbed by bad metrics requests")
+	}
+}
