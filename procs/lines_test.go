@@ -1,11 +1,9 @@
 package procs
 
 import (
-	"bufio"
 	"slices"
 	"strings"
 	"testing"
-	"testing/iotest"
 )
 
 func TestSplitLines(t *testing.T) {
@@ -32,14 +30,9 @@ func TestSplitLines(t *testing.T) {
 		{"long then short", rep("a", 100<<10) + "\nb\n", []piece{{MaxLine, 'a', true}, {100<<10 - MaxLine, 'a', false}, {1, 'b', false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, small := range []bool{false, true} {
-				var rd = strings.NewReader(tc.in)
-				br := bufio.NewReaderSize(rd, 32<<10)
-				if small { // tiny buffer and one-byte reads
-					br = bufio.NewReaderSize(iotest.OneByteReader(strings.NewReader(tc.in)), 16)
-				}
+			for _, chunk := range []int{1 << 20, 1, 16, 4096} {
 				var got []piece
-				splitLines(br, func(b []byte, partial bool) {
+				st := &stream{onLine: func(b []byte, partial bool) {
 					p := piece{n: len(b), partial: partial}
 					if len(b) > 0 {
 						p.c = b[0]
@@ -48,9 +41,18 @@ func TestSplitLines(t *testing.T) {
 						}
 					}
 					got = append(got, p)
-				})
+				}}
+				for in := []byte(tc.in); len(in) > 0; {
+					n := min(chunk, len(in))
+					st.split(in[:n])
+					in = in[n:]
+				}
+				if len(st.acc) > 0 { // EOF, as lineMux.finish does it
+					st.onLine(st.acc, false)
+				}
+				small := chunk
 				if !slices.Equal(got, tc.want) {
-					t.Fatalf("small=%v: got %v, want %v", small, got, tc.want)
+					t.Fatalf("chunk=%d: got %v, want %v", small, got, tc.want)
 				}
 			}
 		})

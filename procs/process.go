@@ -28,7 +28,7 @@ type Process struct {
 	exit     Exit
 	done     chan struct{} // closed after onExit returned
 
-	readers    []*os.File    // read ends of Lines pipes
+	mux        *lineMux      // reads the Lines pipes
 	outLeft    int32         // readers still running; guarded by outMu
 	outMu      sync.Mutex    //
 	outputDone chan struct{} // closed when outLeft reaches 0
@@ -92,8 +92,8 @@ func (p *Process) OutputDone() <-chan struct{} { return p.outputDone }
 // even while a descendant still holds the write end. Lines not yet read are
 // lost; OutputDone is closed once the readers have stopped.
 func (p *Process) CloseOutput() {
-	for _, f := range p.readers {
-		f.Close()
+	if p.mux != nil {
+		p.mux.closeOutput(p)
 	}
 }
 

@@ -81,6 +81,7 @@ type Reaper struct {
 	mu     sync.Mutex // held across fork+register and across each wait4 drain
 	procs  map[int]*Process
 	closed bool
+	lines  *lineMux // reads every Lines output
 }
 
 // NewReaper installs SIGCHLD handling (signal.Notify with an explicit list),
@@ -105,9 +106,16 @@ func NewReaper(opts ReaperOptions) (*Reaper, error) {
 	if r.clock == nil {
 		r.clock = clock.Real()
 	}
+	lines, err := newLineMux()
+	if err != nil {
+		running.Store(false)
+		return nil, err
+	}
+	r.lines = lines
 	if opts.Subreaper && !IsPID1() {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			running.Store(false)
+			lines.stop()
 			return nil, fmt.Errorf("procs: prctl PR_SET_CHILD_SUBREAPER: %w", err)
 		}
 		r.subreaper = true
@@ -132,6 +140,7 @@ func (r *Reaper) Close() error {
 		signal.Stop(r.sigs)
 		close(r.stop)
 		<-r.done
+		r.lines.stop()
 		signal.Stop(r.absorb)
 		if r.subreaper {
 			if e := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0); e != nil {

@@ -1,7 +1,6 @@
 package procs
 
 import (
-	"bufio"
 	"errors"
 	"io/fs"
 	"os"
@@ -135,15 +134,16 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		return nil, err
 	}
 
-	var parentEnds, childEnds []*os.File // closed on every path
+	var childEnds []*os.File // closed on every path
+	var parentFDs []int      // read ends of Lines pipes, closed on failure
 	defer func() {
 		for _, f := range childEnds {
 			f.Close()
 		}
 	}()
 	fail := func(err error) (*Process, error) {
-		for _, f := range parentEnds {
-			f.Close()
+		for _, fd := range parentFDs {
+			unix.Close(fd)
 		}
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 	}
 	foreground := spec.Foreground && spec.Stdin != nil && isTerminal(spec.Stdin)
 	type lineStream struct {
-		r      *os.File
+		fd     int
 		onLine func([]byte, bool)
 	}
 	var streams []lineStream
@@ -181,13 +181,19 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 			childEnds = append(childEnds, f)
 			return f, nil
 		case Lines:
-			pr, pw, err := os.Pipe()
-			if err != nil {
+			var fds [2]int
+			if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 				return nil, &SpawnError{Op: "pipe", Path: "output", Err: err}
 			}
+			if err := unix.SetNonblock(fds[0], true); err != nil {
+				unix.Close(fds[0])
+				unix.Close(fds[1])
+				return nil, &SpawnError{Op: "pipe", Path: "output", Err: err}
+			}
+			pw := os.NewFile(uintptr(fds[1]), "|output")
 			childEnds = append(childEnds, pw)
-			parentEnds = append(parentEnds, pr)
-			streams = append(streams, lineStream{pr, o.OnLine})
+			parentFDs = append(parentFDs, fds[0])
+			streams = append(streams, lineStream{fds[0], o.OnLine})
 			return pw, nil
 		}
 		return nil, &SpawnError{Op: "open", Path: o.Kind.String(), Err: errors.New("unknown output kind")}
@@ -217,9 +223,7 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		outputDone: make(chan struct{}),
 		outLeft:    int32(len(streams)),
 	}
-	for _, s := range streams {
-		p.readers = append(p.readers, s.r)
-	}
+	p.mux = r.lines
 
 	r.mu.Lock()
 	if r.closed {
@@ -242,7 +246,7 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		close(p.outputDone)
 	}
 	for _, s := range streams {
-		go p.readLines(s.r, s.onLine)
+		r.lines.add(s.fd, p, s.onLine)
 	}
 	return p, nil
 }
@@ -260,53 +264,6 @@ func startProcess(path string, argv []string, attr *os.ProcAttr) (*os.Process, e
 		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	}
 	return os.StartProcess(path, argv, attr)
-}
-
-// readLines delivers the lines read from f until EOF (or CloseOutput),
-// flushes an unterminated last line, and marks itself done.
-func (p *Process) readLines(f *os.File, onLine func([]byte, bool)) {
-	defer p.readerDone()
-	defer f.Close()
-	deliver := func(b []byte, partial bool) {
-		if onLine != nil {
-			onLine(b, partial)
-		}
-	}
-	splitLines(bufio.NewReaderSize(f, 32<<10), deliver)
-}
-
-// splitLines reads br to its end, calling deliver for each line without its
-// newline; lines longer than MaxLine are cut into MaxLine pieces (partial
-// true for all but the last). A final line without newline is delivered.
-func splitLines(br *bufio.Reader, deliver func([]byte, bool)) {
-	acc := make([]byte, 0, MaxLine)
-	add := func(seg []byte) {
-		for len(acc)+len(seg) > MaxLine {
-			k := MaxLine - len(acc)
-			acc = append(acc, seg[:k]...)
-			deliver(acc, true)
-			acc = acc[:0]
-			seg = seg[k:]
-		}
-		acc = append(acc, seg...)
-	}
-	for {
-		seg, err := br.ReadSlice('\n')
-		switch {
-		case err == nil:
-			add(seg[:len(seg)-1])
-			deliver(acc, false)
-			acc = acc[:0]
-		case errors.Is(err, bufio.ErrBufferFull):
-			add(seg)
-		default: // io.EOF, or the read end was closed
-			add(seg)
-			if len(acc) > 0 {
-				deliver(acc, false)
-			}
-			return
-		}
-	}
 }
 
 // lookPath resolves argv0 the way execvp would, against the PATH of env

@@ -100,8 +100,15 @@ func (s *Supervisor) beginTeardown(reason string, code int) {
 		if res.TimedOut || res.Forced {
 			s.box.push(killAll{})
 		}
-		if s.opts.Sweep {
-			s.sweep(deadline, res.TimedOut || res.Forced)
+		if s.opts.Sweep && s.sweep(deadline, force, res.TimedOut || res.Forced) && !res.Forced {
+			// The budget ran out while processes were still left.
+			res.TimedOut = true
+			res.Unfinished = append(res.Unfinished, "remaining processes")
+		}
+		select {
+		case <-force:
+			res.Forced = true
+		default:
 		}
 		s.box.push(teardownDone{result: res})
 	}()
@@ -227,48 +234,66 @@ func (s *Supervisor) runCommand(ctx context.Context, t *conf.TeardownStep) error
 }
 
 // sweep terminates and reaps every remaining child of this process (PID 1
-// or subreaper): SIGTERM, then SIGKILL once the budget is spent; it returns
-// when none is left, or two seconds after SIGKILL in the worst case.
-func (s *Supervisor) sweep(deadline time.Time, killNow bool) {
-	termSent, killSent := false, false
+// or subreaper): SIGTERM at once, SIGKILL when the budget is spent or the
+// teardown is forced. It returns once no child is left, not even a zombie
+// the reaper has yet to collect, or two seconds after SIGKILL in the worst
+// case; killed reports whether it had to resort to SIGKILL.
+func (s *Supervisor) sweep(deadline time.Time, force <-chan struct{}, killNow bool) (killed bool) {
+	termSent := false
 	var killAt time.Time
-	for {
-		if !procs.HasChildren() {
-			return
+	for procs.HasChildren() {
+		select {
+		case <-force:
+			killNow = true
+		default:
 		}
 		kids, err := procs.Children()
 		if err != nil {
 			s.log.Warn("listing children", zap.Error(err))
-			return
+			return killed
 		}
-		if len(kids) == 0 {
-			return
-		}
-		now := time.Now()
 		switch {
-		case !killSent && (killNow || s.clk.Now().After(deadline)):
+		case len(kids) == 0:
+			// Only zombies left: the reaper is collecting them.
+		case !killed && (killNow || !s.clk.Now().Before(deadline)):
 			s.log.Warn("killing remaining processes", zap.Ints("pids", kids))
 			for _, pid := range kids {
 				killTree(pid, syscall.SIGKILL)
 			}
-			killSent, killAt = true, now
+			killed, killAt = true, time.Now()
 		case !termSent:
 			s.log.Info("terminating remaining processes", zap.Ints("pids", kids))
 			for _, pid := range kids {
 				killTree(pid, syscall.SIGTERM)
 			}
 			termSent = true
-		case killSent && now.Sub(killAt) > 2*time.Second:
+		case killed && time.Since(killAt) > 2*time.Second:
 			s.log.Error("processes survive SIGKILL", zap.Ints("pids", kids))
-			return
+			return killed
+		case killed:
+			// Descendants of killed processes are reparented to us one by
+			// one: kill each newcomer too.
+			for _, pid := range kids {
+				killTree(pid, syscall.SIGKILL)
+			}
 		}
 		// Teardown-only wait: woken by each reaped orphan, or re-checked
 		// after a short pause for processes that are not our children yet.
+		wait := 20 * time.Millisecond
+		if !killed {
+			if left := time.Until(deadline); left < wait && left > 0 {
+				wait = left
+			}
+		}
 		select {
 		case <-s.orphans:
-		case <-time.After(20 * time.Millisecond):
+		case <-force:
+			force = nil
+			killNow = true
+		case <-time.After(wait):
 		}
 	}
+	return killed
 }
 
 // killTree signals a process and, if it leads one, its process group.

@@ -1,0 +1,245 @@
+package procs
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// lineMux reads every Lines pipe of a Reaper in one goroutine, woken by
+// epoll only when a pipe has data or hits EOF. Compared with a goroutine
+// and a buffer per stream, an idle program's output then costs a few
+// hundred bytes instead of kilobytes of stack and buffer, and nothing ever
+// polls.
+type lineMux struct {
+	epfd int
+	wake int // eventfd: commands are pending
+
+	mu       sync.Mutex
+	streams  map[int]*stream // by read fd; owned by the loop, guarded for add
+	pending  []*stream       // added, not yet registered by the loop
+	toClose  []*Process      // CloseOutput requests
+	stopping bool
+	done     chan struct{}
+}
+
+// stream is one pipe's read end and its partial line.
+type stream struct {
+	fd     int
+	proc   *Process
+	onLine func([]byte, bool)
+	acc    []byte // the line being assembled; nil while none is
+}
+
+func newLineMux() (*lineMux, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("procs: epoll: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("procs: eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, fmt.Errorf("procs: epoll add: %w", err)
+	}
+	m := &lineMux{epfd: epfd, wake: wake, streams: map[int]*stream{}, done: make(chan struct{})}
+	go m.loop()
+	return m, nil
+}
+
+// add hands a non-blocking read end to the loop.
+func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool)) {
+	m.mu.Lock()
+	m.pending = append(m.pending, &stream{fd: fd, proc: p, onLine: onLine})
+	m.mu.Unlock()
+	m.poke()
+}
+
+// closeOutput asks the loop to close p's streams now.
+func (m *lineMux) closeOutput(p *Process) {
+	m.mu.Lock()
+	m.toClose = append(m.toClose, p)
+	m.mu.Unlock()
+	m.poke()
+}
+
+// stop ends the loop after delivering what is buffered and closing every
+// stream; it waits for the loop.
+func (m *lineMux) stop() {
+	m.mu.Lock()
+	m.stopping = true
+	m.mu.Unlock()
+	m.poke()
+	<-m.done
+}
+
+func (m *lineMux) poke() {
+	var one = [8]byte{1}
+	unix.Write(m.wake, one[:])
+}
+
+func (m *lineMux) loop() {
+	defer close(m.done)
+	defer unix.Close(m.epfd)
+	defer unix.Close(m.wake)
+	buf := make([]byte, 64<<10)
+	events := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(m.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			// Unrecoverable: end every stream so nobody waits forever.
+			m.closeAll()
+			return
+		}
+		for _, ev := range events[:n] {
+			fd := int(ev.Fd)
+			if fd == m.wake {
+				var b [8]byte
+				unix.Read(m.wake, b[:])
+				if m.commands() {
+					return
+				}
+				continue
+			}
+			if s := m.streams[fd]; s != nil {
+				m.drain(s, buf)
+			}
+		}
+	}
+}
+
+// commands registers new streams and carries out close requests; it
+// reports whether the loop must stop.
+func (m *lineMux) commands() (stop bool) {
+	m.mu.Lock()
+	pending, toClose, stopping := m.pending, m.toClose, m.stopping
+	m.pending, m.toClose = nil, nil
+	m.mu.Unlock()
+	for _, s := range pending {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(s.fd)}
+		if err := unix.EpollCtl(m.epfd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+			m.finish(s)
+			continue
+		}
+		m.streams[s.fd] = s
+	}
+	for _, p := range toClose {
+		for _, s := range m.streams {
+			if s.proc == p {
+				m.finish(s)
+			}
+		}
+	}
+	if stopping {
+		m.closeAll()
+	}
+	return stopping
+}
+
+// drain reads what s has now. Level-triggered epoll reports it again if
+// more is left, so one bounded round keeps the loop fair.
+func (m *lineMux) drain(s *stream, buf []byte) {
+	for i := 0; i < 4; i++ {
+		n, err := unix.Read(s.fd, buf)
+		switch {
+		case n > 0:
+			s.split(buf[:n])
+			if n < len(buf) {
+				return
+			}
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			return
+		default: // EOF (n == 0) or a read error: the stream is over
+			m.finish(s)
+			return
+		}
+	}
+}
+
+// finish delivers s's last partial line, closes it and tells its process.
+func (m *lineMux) finish(s *stream) {
+	if len(s.acc) > 0 && s.onLine != nil {
+		s.onLine(s.acc, false)
+	}
+	s.acc = nil
+	unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
+	unix.Close(s.fd)
+	delete(m.streams, s.fd)
+	s.proc.readerDone()
+}
+
+func (m *lineMux) closeAll() {
+	m.mu.Lock()
+	pending := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	for _, s := range pending {
+		m.finish(s)
+	}
+	for _, s := range m.streams {
+		m.finish(s)
+	}
+}
+
+// split delivers the complete lines of chunk and keeps the rest in acc.
+// Lines longer than MaxLine are cut into MaxLine pieces, all but the last
+// delivered with partial = true.
+func (s *stream) split(chunk []byte) {
+	deliver := func(b []byte, partial bool) {
+		if s.onLine != nil {
+			s.onLine(b, partial)
+		}
+	}
+	for len(chunk) > 0 {
+		nl := -1
+		for i, c := range chunk {
+			if c == '\n' {
+				nl = i
+				break
+			}
+		}
+		seg := chunk
+		if nl >= 0 {
+			seg = chunk[:nl]
+			chunk = chunk[nl+1:]
+		} else {
+			chunk = nil
+		}
+		// Cut what does not fit in one line.
+		for len(s.acc)+len(seg) > MaxLine {
+			k := MaxLine - len(s.acc)
+			if len(s.acc) == 0 {
+				deliver(seg[:k], true)
+			} else {
+				s.acc = append(s.acc, seg[:k]...)
+				deliver(s.acc, true)
+				s.acc = s.acc[:0]
+			}
+			seg = seg[k:]
+		}
+		if nl < 0 {
+			s.acc = append(s.acc, seg...)
+			break
+		}
+		if len(s.acc) == 0 {
+			deliver(seg, false) // the common case: no copy
+		} else {
+			s.acc = append(s.acc, seg...)
+			deliver(s.acc, false)
+			s.acc = s.acc[:0]
+		}
+	}
+	if len(s.acc) == 0 && cap(s.acc) > 4<<10 {
+		s.acc = nil // give back what a long line needed
+	}
+}
