@@ -34,7 +34,9 @@ func BenchmarkWatchdogDetection(b *testing.B) {
 		for i := 0; i < n; i++ {
 			hb := filepath.Join(dir, "hb", fmt.Sprintf("p%d", i))
 			// After the kill the program waits in backoff for an hour,
-			// so its last_beat_at stays readable in status.
+			// so its last_beat_at stays readable in status. The long
+			// start_grace makes sure the kill follows the beat, not a slow
+			// start.
 			fmt.Fprintf(&toml, `[programs.p%d]
 command = ["/bin/sh", "-c", "touch %s; exec sleep 1000"]
 stdout = "null"
@@ -44,6 +46,7 @@ backoff_max = "1h"
 [programs.p%d.watchdog]
 heartbeat_file = %q
 timeout = "%s"
+start_grace = "20s"
 `, i, hb, i, hb, timeout)
 		}
 		cfg := benchConfig(b, toml.String())

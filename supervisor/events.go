@@ -32,10 +32,9 @@ type timerFired struct {
 
 // beat: a heartbeat of a program's watchdog file.
 type beat struct {
-	name     string
-	run      uint64
-	at       time.Time
-	metadata map[string]any
+	name string
+	run  uint64
+	at   time.Time
 }
 
 // watchdogFired: a program's heartbeat went silent for too long.

@@ -543,7 +543,10 @@ func (s *Supervisor) checkAllExited() {
 // detachRun closes what belongs to the current run: watchdog, notify socket.
 func (s *Supervisor) detachRun(p *program) {
 	if p.wd != nil {
-		p.wd.Stop()
+		if b, ok := p.wd.LastBeat(); ok && b.At.After(p.lastBeat) {
+			p.lastBeat = b.At
+		}
+		p.wd.Close()
 		p.wd = nil
 	}
 	if p.notifySock != nil {
@@ -578,32 +581,55 @@ func (s *Supervisor) replaceConfig(p *program, cfg *conf.Program) {
 	}
 }
 
-// armWatchdog watches p's heartbeat file for this run.
+// armWatchdog watches p's heartbeat file for this run. Steady beats stay
+// inside the watchdog (its timer is re-armed lazily) and do not wake the
+// event loop: only the first beat of a run is sent, since it makes the
+// program ready. Status reads the last beat from the watchdog.
 func (s *Supervisor) armWatchdog(p *program, run uint64) error {
 	w := p.cfg.Watchdog
 	name := p.name
-	path := w.HeartbeatFile
-	wd, err := s.fw.NewWatchdog(path, w.Timeout, func() {
+	var first atomic.Bool
+	wd, err := s.fw.NewWatchdog(w.HeartbeatFile, w.Timeout, func() {
 		s.box.push(watchdogFired{name: name, run: run})
 	}, watchdog.WithStartGrace(w.StartGrace), watchdog.WithOnBeat(func(b watchdog.Beat) {
-		var meta map[string]any
-		if st, err := heartbeat.Read(path); err == nil {
-			meta = st.Metadata
+		if first.CompareAndSwap(false, true) {
+			s.box.push(beat{name: name, run: run, at: b.At})
 		}
-		s.box.push(beat{name: name, run: run, at: b.At, metadata: meta})
 	}))
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", path, err)
+		return fmt.Errorf("watch %s: %w", w.HeartbeatFile, err)
 	}
 	p.wd = wd
 	wd.Start()
 	return nil
 }
 
+// heartbeatOf returns p's last beat (file or WATCHDOG=1) and the metadata
+// of its heartbeat file, read only when the file changed since the last
+// look and only if it is not empty (a touched file has no metadata).
+func (s *Supervisor) heartbeatOf(p *program) (time.Time, map[string]any) {
+	last := p.lastBeat
+	if p.wd != nil {
+		if b, ok := p.wd.LastBeat(); ok && b.At.After(last) {
+			last = b.At
+		}
+	}
+	if p.cfg.Watchdog == nil || last.IsZero() || last.Equal(p.metaAt) {
+		return last, p.beatMeta
+	}
+	p.metaAt = last
+	path := p.cfg.Watchdog.HeartbeatFile
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() > 0 && fi.Size() <= heartbeat.MaxSize {
+		if st, err := heartbeat.Read(path); err == nil {
+			p.beatMeta = st.Metadata
+		}
+	}
+	return last, p.beatMeta
+}
+
 func (s *Supervisor) onBeat(p *program, b beat) {
-	p.lastBeat = b.at
-	if b.metadata != nil {
-		p.beatMeta = b.metadata
+	if b.at.After(p.lastBeat) {
+		p.lastBeat = b.at
 	}
 	if !p.ready && !p.cfg.Notify {
 		s.becomeReady(p, "first heartbeat")

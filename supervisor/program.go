@@ -102,6 +102,7 @@ type program struct {
 	timerDue     time.Time
 	lastBeat     time.Time
 	beatMeta     map[string]any
+	metaAt       time.Time // the beat whose file beatMeta was read from
 	wd           *watchdog.FileWatchdog
 	notifySock   *systemd.Listener
 	stopSignalAt time.Time

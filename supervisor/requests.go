@@ -181,12 +181,12 @@ func (s *Supervisor) status(names []string) []control.ProgramStatus {
 			st.PID = p.proc.Pid()
 			st.UptimeSeconds = round1(now.Sub(p.startedAt).Seconds())
 		}
-		if !p.lastBeat.IsZero() {
-			at := p.lastBeat.UTC()
-			age := round1(now.Sub(p.lastBeat).Seconds())
+		if last, meta := s.heartbeatOf(p); !last.IsZero() {
+			at := last.UTC()
+			age := round1(now.Sub(last).Seconds())
 			st.Heartbeat.LastBeatAt = &at
 			st.Heartbeat.AgeSeconds = &age
-			st.Heartbeat.Metadata = p.beatMeta
+			st.Heartbeat.Metadata = meta
 		}
 		out = append(out, st)
 	}
