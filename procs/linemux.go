@@ -23,6 +23,7 @@ type lineMux struct {
 	toClose  []*Process      // CloseOutput requests
 	stopping bool
 	done     chan struct{}
+	batch    func(begin bool) // may be nil
 }
 
 // stream is one pipe's read end and its partial line.
@@ -33,7 +34,7 @@ type stream struct {
 	acc    []byte // the line being assembled; nil while none is
 }
 
-func newLineMux() (*lineMux, error) {
+func newLineMux(batch func(begin bool)) (*lineMux, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("procs: epoll: %w", err)
@@ -48,7 +49,7 @@ func newLineMux() (*lineMux, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("procs: epoll add: %w", err)
 	}
-	m := &lineMux{epfd: epfd, wake: wake, streams: map[int]*stream{}, done: make(chan struct{})}
+	m := &lineMux{epfd: epfd, wake: wake, streams: map[int]*stream{}, done: make(chan struct{}), batch: batch}
 	go m.loop()
 	return m, nil
 }
@@ -100,19 +101,27 @@ func (m *lineMux) loop() {
 			m.closeAll()
 			return
 		}
+		if m.batch != nil {
+			m.batch(true)
+		}
+		stop := false
 		for _, ev := range events[:n] {
 			fd := int(ev.Fd)
 			if fd == m.wake {
 				var b [8]byte
 				unix.Read(m.wake, b[:])
-				if m.commands() {
-					return
-				}
+				stop = stop || m.commands()
 				continue
 			}
 			if s := m.streams[fd]; s != nil {
 				m.drain(s, buf)
 			}
+		}
+		if m.batch != nil {
+			m.batch(false)
+		}
+		if stop {
+			return
 		}
 	}
 }

@@ -62,6 +62,10 @@ type ReaperOptions struct {
 	Subreaper bool
 	// Clock stamps Exit.At and Process.Started; nil means clock.Real().
 	Clock clock.Clock
+	// OutputBatch, when set, is called with true before the lines of one
+	// read round of the Lines outputs are delivered and with false after,
+	// so a log sink can write a whole round with one system call.
+	OutputBatch func(begin bool)
 }
 
 // Reaper owns the process's children: it spawns them and is the only
@@ -106,7 +110,7 @@ func NewReaper(opts ReaperOptions) (*Reaper, error) {
 	if r.clock == nil {
 		r.clock = clock.Real()
 	}
-	lines, err := newLineMux()
+	lines, err := newLineMux(opts.OutputBatch)
 	if err != nil {
 		running.Store(false)
 		return nil, err

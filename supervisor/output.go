@@ -26,6 +26,7 @@ func (s *Supervisor) output(p *program, stream string, o conf.Output, lim *lineL
 		return procs.Output{Kind: procs.File, Path: o.Path}
 	}
 	log := s.log.With(zap.String("program", p.name), zap.String("stream", stream))
+	lw, name := s.opts.Lines, p.name
 	return procs.Output{Kind: procs.Lines, OnLine: func(line []byte, partial bool) {
 		if lim != nil && lim.bucket != nil {
 			ok, dropped := lim.take()
@@ -36,11 +37,14 @@ func (s *Supervisor) output(p *program, stream string, o conf.Output, lim *lineL
 				return
 			}
 		}
-		if partial {
+		switch {
+		case lw != nil:
+			lw.WriteLine(name, stream, line, partial)
+		case partial:
 			log.Info(string(line), zap.Bool("partial", true))
-			return
+		default:
+			log.Info(string(line))
 		}
-		log.Info(string(line))
 	}}
 }
 

@@ -64,6 +64,16 @@ type Options struct {
 	// RuntimeDir holds notify sockets; default $XDG_RUNTIME_DIR or /run or
 	// the temporary directory.
 	RuntimeDir string
+	// Lines, when set, receives the output lines of programs with
+	// stdout/stderr = "log" instead of Logger: program output is the hot
+	// path, and a dedicated formatter writes it several times faster than
+	// a structured log call per line.
+	Lines LineWriter
+}
+
+// LineWriter writes one line of a program's output to the log.
+type LineWriter interface {
+	WriteLine(program, stream string, line []byte, partial bool)
 }
 
 // Supervisor runs a configuration. Create it with New and call Run once.

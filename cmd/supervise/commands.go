@@ -82,13 +82,15 @@ func cmdRun(args []string, stderr io.Writer) (int, error) {
 	if err := atom.UnmarshalText([]byte(cfg.Supervisor.LogLevel)); err != nil {
 		return 2, usageError{err.Error()}
 	}
-	log := newLogger(cfg.Supervisor.LogFormat, atom, stderr)
+	sink := newBatchWriter(stderr)
+	log := newLogger(cfg.Supervisor.LogFormat, atom, sink)
 	defer log.Sync()
 
 	var sup *supervisor.Supervisor
 	orphan := make(chan struct{}) // closed once sup is set
 	reaper, err := procs.NewReaper(procs.ReaperOptions{
-		Subreaper: true,
+		Subreaper:   true,
+		OutputBatch: sink.Batch,
 		OnOrphan: func(pid int, st unix.WaitStatus) {
 			<-orphan
 			sup.OrphanReaped(pid, st)
@@ -109,6 +111,7 @@ func cmdRun(args []string, stderr io.Writer) (int, error) {
 		Version:       version,
 		SocketFlag:    socketFlag,
 		SingleCommand: single,
+		Lines:         newLineWriter(sink, cfg.Supervisor.LogFormat, atom),
 		Sweep:         true,
 		HandleSignals: true,
 	})
@@ -124,9 +127,12 @@ func cmdRun(args []string, stderr io.Writer) (int, error) {
 	return code, nil
 }
 
+// consoleTimeLayout is the time format of console logs.
+const consoleTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
 // newLogger builds the supervisor's logger: console for people, JSON for
 // machines.
-func newLogger(format string, level zap.AtomicLevel, w io.Writer) *zap.Logger {
+func newLogger(format string, level zap.AtomicLevel, w zapcore.WriteSyncer) *zap.Logger {
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
 	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
@@ -136,11 +142,11 @@ func newLogger(format string, level zap.AtomicLevel, w io.Writer) *zap.Logger {
 		enc = zapcore.NewJSONEncoder(ec)
 	} else {
 		ec.EncodeLevel = zapcore.CapitalLevelEncoder
-		ec.EncodeTime = zapcore.TimeEncoderOfLayout("2006-01-02T15:04:05.000Z07:00")
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout(consoleTimeLayout)
 		ec.CallerKey = ""
 		enc = zapcore.NewConsoleEncoder(ec)
 	}
-	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
+	core := zapcore.NewCore(enc, w, level)
 	return zap.New(core)
 }
 

@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -95,6 +99,125 @@ func TestParseDuration(t *testing.T) {
 	for in, ok := range map[string]bool{"30s": true, "1.5": true, "0": false, "-1s": false, "abc": false, "1m30s": true} {
 		if _, err := parseDuration(in); (err == nil) != ok {
 			t.Errorf("%q: err %v", in, err)
+		}
+	}
+}
+
+// countingWriter records each Write call.
+type countingWriter struct {
+	writes []string
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, string(p))
+	return len(p), nil
+}
+
+func TestBatchWriter(t *testing.T) {
+	var c countingWriter
+	b := newBatchWriter(&c)
+	b.Write([]byte("alone\n"))
+	if len(c.writes) != 1 {
+		t.Fatalf("a write outside a batch was delayed: %q", c.writes)
+	}
+	b.Batch(true)
+	for i := 0; i < 100; i++ {
+		b.Write([]byte("line\n"))
+	}
+	if len(c.writes) != 1 {
+		t.Fatalf("lines written before the batch ended: %d writes", len(c.writes))
+	}
+	b.Batch(false)
+	if len(c.writes) != 2 || c.writes[1] != strings.Repeat("line\n", 100) {
+		t.Fatalf("batch not written as one: %d writes", len(c.writes))
+	}
+	b.Batch(true)
+	big := strings.Repeat("x", batchFlushAt)
+	b.Write([]byte(big))
+	if len(c.writes) != 3 {
+		t.Fatalf("a full batch buffer was not flushed: %d writes", len(c.writes))
+	}
+	b.Write([]byte("tail\n"))
+	if err := b.Sync(); err != nil || c.writes[len(c.writes)-1] != "tail\n" {
+		t.Fatalf("Sync did not write the rest: %v %q", err, c.writes)
+	}
+	b.Batch(false)
+	b.Batch(false) // unbalanced close is harmless
+	b.Write([]byte("after\n"))
+	if c.writes[len(c.writes)-1] != "after\n" {
+		t.Fatal("write after the batch delayed")
+	}
+}
+
+// TestLineWriterMatchesZap checks that the fast line formatter writes what
+// the zap logger would write for the same line, in both formats.
+func TestLineWriterMatchesZap(t *testing.T) {
+	lines := []string{
+		"plain line",
+		`quotes " and \ backslash`,
+		"tab\there, cr\r, bell\a",
+		"utf-8: héllo ✓",
+		"bad utf-8: \xff\xfe end",
+		"",
+	}
+	stripTime := func(format, s string) string {
+		if format == "json" {
+			i := strings.Index(s, `"time":"`)
+			j := strings.Index(s[i+8:], `"`)
+			return s[:i] + s[i+8+j+1:]
+		}
+		return s[strings.IndexByte(s, '\t'):]
+	}
+	for _, format := range []string{"console", "json"} {
+		for _, partial := range []bool{false, true} {
+			for _, line := range lines {
+				var zb, lb bytes.Buffer
+				level := zap.NewAtomicLevelAt(zap.InfoLevel)
+				log := newLogger(format, level, zapcore.AddSync(&zb)).With(zap.String("program", "web"), zap.String("stream", "stderr"))
+				if partial {
+					log.Info(line, zap.Bool("partial", true))
+				} else {
+					log.Info(line)
+				}
+				newLineWriter(zapcore.AddSync(&lb), format, level).WriteLine("web", "stderr", []byte(line), partial)
+				if got, want := stripTime(format, lb.String()), stripTime(format, zb.String()); got != want {
+					t.Errorf("%s partial=%v %q:\n got %q\nwant %q", format, partial, line, got, want)
+				}
+			}
+		}
+	}
+	// Below info, nothing is written.
+	var lb bytes.Buffer
+	newLineWriter(zapcore.AddSync(&lb), "console", zap.NewAtomicLevelAt(zap.WarnLevel)).WriteLine("web", "stdout", []byte("x"), false)
+	if lb.Len() != 0 {
+		t.Fatalf("written below its level: %q", lb.String())
+	}
+}
+
+func BenchmarkLineWriter(b *testing.B) {
+	line := []byte(strings.Repeat("x", 99))
+	for _, format := range []string{"console", "json"} {
+		b.Run(format, func(b *testing.B) {
+			w := newLineWriter(zapcore.AddSync(io.Discard), format, zap.NewAtomicLevelAt(zap.InfoLevel))
+			b.SetBytes(int64(len(line) + 1))
+			for b.Loop() {
+				w.WriteLine("spew", "stdout", line, false)
+			}
+		})
+	}
+}
+
+func TestAppendRFC3339Nano(t *testing.T) {
+	l := &lineWriter{}
+	for _, ts := range []time.Time{
+		time.Date(2026, 11, 28, 8, 6, 49, 487193526, time.UTC),
+		time.Date(2026, 11, 28, 8, 6, 49, 487193526, time.UTC), // cached second
+		time.Date(2026, 11, 28, 8, 6, 49, 500000000, time.UTC),
+		time.Date(2026, 11, 28, 8, 6, 50, 0, time.UTC),
+		time.Date(2026, 11, 28, 8, 6, 50, 1, time.FixedZone("x", 7*3600)),
+	} {
+		if got, want := string(l.appendRFC3339Nano(nil, ts)), ts.Format(time.RFC3339Nano); got != want {
+			t.Errorf("got %q, want %q", got, want)
 		}
 	}
 }

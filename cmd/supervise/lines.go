@@ -1,0 +1,156 @@
+package main
+
+import (
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// lineWriter formats program output lines exactly as the supervisor's zap
+// logger would (console or JSON, same fields), without a structured log
+// call per line: it caches the console timestamp per millisecond, escapes
+// only when a line needs it, and appends into one reused buffer.
+type lineWriter struct {
+	w     zapcore.WriteSyncer
+	json  bool
+	level zap.AtomicLevel
+
+	mu      sync.Mutex
+	buf     []byte
+	stampMs int64
+	stamp   []byte
+	secUnix int64  // the second jsonHead and jsonZone were formatted for
+	jsonSec []byte // "2006-01-02T15:04:05"
+	jsonTZ  []byte // "Z" or "+07:00"
+}
+
+func newLineWriter(w zapcore.WriteSyncer, format string, level zap.AtomicLevel) *lineWriter {
+	return &lineWriter{w: w, json: format == "json", level: level}
+}
+
+// WriteLine writes one output line of program's stream.
+func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool) {
+	if !l.level.Enabled(zapcore.InfoLevel) {
+		return
+	}
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buf[:0]
+	if l.json {
+		b = append(b, `{"level":"info","time":"`...)
+		b = l.appendRFC3339Nano(b, now)
+		b = append(b, `","msg":"`...)
+		b = appendJSONString(b, line)
+		b = append(b, `","program":"`...)
+		b = appendJSONString(b, []byte(program))
+		b = append(b, `","stream":"`...)
+		b = append(b, stream...)
+		b = append(b, '"')
+		if partial {
+			b = append(b, `,"partial":true`...)
+		}
+		b = append(b, "}\n"...)
+	} else {
+		if ms := now.UnixMilli(); ms != l.stampMs || l.stamp == nil {
+			l.stampMs = ms
+			l.stamp = now.AppendFormat(l.stamp[:0], consoleTimeLayout)
+		}
+		b = append(b, l.stamp...)
+		b = append(b, "\tINFO\t"...)
+		b = append(b, line...)
+		b = append(b, "\t{\"program\": \""...)
+		b = appendJSONString(b, []byte(program))
+		b = append(b, "\", \"stream\": \""...)
+		b = append(b, stream...)
+		b = append(b, '"')
+		if partial {
+			b = append(b, `, "partial": true`...)
+		}
+		b = append(b, "}\n"...)
+	}
+	l.w.Write(b)
+	if cap(b) > 256<<10 {
+		b = nil // after a huge line, do not keep its buffer
+	}
+	l.buf = b
+}
+
+// appendJSONString appends s escaped for a JSON string (without quotes),
+// copying runs that need no escape in one go.
+func appendJSONString(b, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		for i < len(s) && jsonSafe[s[i]] {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			if c < 0x20 {
+				b = append(b, `\u00`...)
+				b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+			} else {
+				b = append(b, `\ufffd`...) // invalid UTF-8, as zap writes it
+			}
+		}
+		i++
+		start = i
+	}
+	return append(b, s[start:]...)
+}
+
+// appendRFC3339Nano appends t as time.RFC3339Nano does (trailing zeros of
+// the fraction trimmed), formatting the date and zone once per second.
+func (l *lineWriter) appendRFC3339Nano(b []byte, t time.Time) []byte {
+	if sec := t.Unix(); sec != l.secUnix || l.jsonSec == nil {
+		l.secUnix = sec
+		l.jsonSec = t.AppendFormat(l.jsonSec[:0], "2006-01-02T15:04:05")
+		l.jsonTZ = t.AppendFormat(l.jsonTZ[:0], "Z07:00")
+	}
+	b = append(b, l.jsonSec...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i >= 1; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, frac[:n]...)
+	}
+	return append(b, l.jsonTZ...)
+}
+
+// jsonSafe marks the bytes copied into a JSON string as they are.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
