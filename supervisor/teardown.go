@@ -147,22 +147,12 @@ func (s *Supervisor) finishTeardown(res shutdown.Result) {
 // At equal priority a program waits for the programs that depend on it.
 func (s *Supervisor) teardownSteps() ([]shutdown.Step, error) {
 	var steps []shutdown.Step
-	prio := map[string]int{}
-	for _, name := range s.order {
-		prio[name] = s.progs[name].cfg.StopPriority
-	}
 	for _, name := range s.order {
 		p := s.progs[name]
 		var after []string
-		for _, other := range s.order {
-			q := s.progs[other]
-			if other == name || q.cfg.StopPriority != p.cfg.StopPriority {
-				continue
-			}
-			for _, d := range q.cfg.DependsOn {
-				if d == name {
-					after = append(after, "program "+other)
-				}
+		for _, q := range s.dependents(name) {
+			if q.name != name && q.cfg.StopPriority == p.cfg.StopPriority {
+				after = append(after, "program "+q.name)
 			}
 		}
 		sort.Strings(after)
