@@ -1,0 +1,53 @@
+// Command bench runs the benchmarks of supervise against supervisord,
+// runit, s6, tini, dumb-init and monit, and prints the figures as Markdown
+// tables (and, with -json, writes every sample as JSON).
+//
+//	go run ./tests/bench/cmd/bench [-smoke] [-runs N] [-supervise BIN] [-json FILE] [-md FILE]
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/supervise/supervise/tests/bench"
+)
+
+func main() {
+	smoke := flag.Bool("smoke", false, "tiny sizes, short durations, one run")
+	runs := flag.Int("runs", 0, "repetitions (default 3, 1 with -smoke)")
+	sv := flag.String("supervise", "", "supervise binary (default: build ./cmd/supervise)")
+	jsonOut := flag.String("json", "", "write all samples to this file")
+	mdOut := flag.String("md", "", "write the Markdown tables to this file")
+	work := flag.String("workdir", "", "scratch directory (default: a temporary one)")
+	keep := flag.Bool("keep", false, "keep the scratch directory")
+	figs := flag.String("figures", "", "comma-separated figures: restart,crash,startup,idle,shutdown,pid1,watchdog,log")
+	flag.Parse()
+	o := bench.Options{Smoke: *smoke, Runs: *runs, Supervise: *sv, WorkDir: *work, Keep: *keep, Log: os.Stderr}
+	if *figs != "" {
+		o.Figures = strings.Split(*figs, ",")
+	}
+	r, err := bench.Run(o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	md := r.Markdown()
+	fmt.Print(md)
+	if *mdOut != "" {
+		if err := os.WriteFile(*mdOut, []byte(md), 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+	}
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+	}
+	if len(r.Missing) > 0 {
+		os.Exit(1)
+	}
+}
