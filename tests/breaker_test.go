@@ -118,7 +118,7 @@ reset_timeout = "60s"
 [programs.recover]
 command = ` + sh(`n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -le 2 ] && exit 1; exec sleep 1000`) + `
 backoff_initial = "10ms"
-min_uptime = "1500ms"
+min_uptime = "3s"
 [programs.recover.breaker]
 max_failures = 5
 `})
@@ -131,8 +131,8 @@ max_failures = 5
 		if p.Stats.Failures != 2 || p.Stats.Successes < 1 || p.Stats.Starts != 3 {
 			t.Errorf("stats = %+v, want starts 3, failures 2, successes >= 1", p.Stats)
 		}
-		if p.UptimeSeconds < 1.4 {
-			t.Errorf("failures cleared after %.2fs of uptime, before min_uptime (1.5s)", p.UptimeSeconds)
+		if p.UptimeSeconds < 2.9 {
+			t.Errorf("failures cleared after %.2fs of uptime, before min_uptime (3s)", p.UptimeSeconds)
 		}
 		if p.Breaker.State != "closed" || p.State != "running" {
 			t.Errorf("want running with a closed breaker: %s", describe(p))

@@ -29,7 +29,7 @@ func keepsAlive(t *testing.T, s *sup, name string, d time.Duration) {
 		q := s.prog(t, name)
 		if q.PID != p.PID || q.State != "running" || !q.Ready || q.Stats.Starts != 1 || q.Stats.Failures != 0 {
 			b, _ := os.ReadFile(filepath.Join(s.dir, "beats.log"))
-			t.Fatalf("a program beating every 200ms with timeout 1s did not stay in its run: before %s, now %s\nthe program's own beat times:\n%s",
+			t.Fatalf("a program beating every 200ms with timeout 3s did not stay in its run: before %s, now %s\nthe program's own beat times:\n%s",
 				describe(p), describe(q), b)
 		}
 		if q.Heartbeat.AgeSeconds == nil || *q.Heartbeat.AgeSeconds > 1 {
@@ -57,7 +57,7 @@ command = ` + sh(tc.script) + `
 backoff_initial = "10ms"
 [programs.beater.watchdog]
 heartbeat_file = ` + q(tc.file) + `
-timeout = "1s"
+timeout = "3s"
 `})
 			keepsAlive(t, s, "beater", 3*time.Second)
 		})
@@ -70,7 +70,7 @@ timeout = "1s"
 command = ` + sh(`while :; do printf '{"timestamp":"%s","pid":%d,"hostname":"h","metadata":{"queue":3,"version":"v9"}}' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" $$ > hb.tmp && mv hb.tmp hb.json; sleep 0.2; done`) + `
 [programs.meta.watchdog]
 heartbeat_file = "hb.json"
-timeout = "1s"
+timeout = "3s"
 `})
 		s.running(t, "meta")
 		var meta map[string]any

@@ -22,7 +22,7 @@ func TestWatchdog(t *testing.T) {
 command = ` + sh("while :; do touch hb/good; sleep 0.2; done") + `
 [programs.good.watchdog]
 heartbeat_file = "hb/good"
-timeout = "1s"
+timeout = "3s"
 `})
 		if fi, err := os.Stat(filepath.Join(s.dir, "hb")); err != nil || !fi.IsDir() {
 			// Give the supervisor the time to start before judging.
@@ -38,10 +38,11 @@ timeout = "1s"
 		for time.Now().Before(deadline) {
 			q := s.prog(t, "good")
 			if q.PID != p.PID || q.State != "running" || !q.Ready {
-				t.Fatalf("a program beating every 200ms with timeout 1s changed: before %s, now %s", describe(p), describe(q))
+				t.Fatalf("a program beating every 200ms with timeout 3s changed: before %s, now %s", describe(p), describe(q))
 			}
-			if q.Heartbeat.AgeSeconds == nil || *q.Heartbeat.AgeSeconds > 1 || q.Heartbeat.LastBeatAt == nil {
-				t.Errorf("heartbeat = %+v, want a recent beat with age_seconds < 1", q.Heartbeat)
+			// Generous bound: on a loaded machine the beating loop itself can stall.
+			if q.Heartbeat.AgeSeconds == nil || *q.Heartbeat.AgeSeconds > 2.5 || q.Heartbeat.LastBeatAt == nil {
+				t.Errorf("heartbeat = %+v, want a recent beat with age_seconds < 2.5", q.Heartbeat)
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
