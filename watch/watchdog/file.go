@@ -343,7 +343,7 @@ func (fw *FileWatcher) handleEvent(ev fsnotify.Event, out []delivery) []delivery
 		case ev.Op.Has(beatOps):
 			f.exists, f.mtime = statMtime(name)
 			fw.stats.Beats++
-			out = deliverLocked(out, f, Beat{Path: name, At: fw.clk.Now(), Op: ev.Op & beatOps})
+			out = deliverLocked(out, f, Beat{Path: name, At: beatTime(fw.clk.Now(), f.exists, f.mtime), Op: ev.Op & beatOps})
 		case ev.Op.Has(fsnotify.Remove | fsnotify.Rename):
 			f.exists, f.mtime = statMtime(name)
 		}
@@ -484,4 +484,20 @@ func (fw *FileWatcher) recoverOverflow(out []delivery) []delivery {
 		out = fw.restatLocked(ds, out)
 	}
 	return out
+}
+
+// maxEventDelay bounds how far a beat's time is moved back to the file's
+// modification time.
+const maxEventDelay = time.Second
+
+// beatTime is when a beat happened: the file's modification time when it
+// is recent (the event may have waited in the queue, and a deadline counted
+// from the event would come late by that wait), else the time the event
+// was seen (an old file renamed onto the name, or a clock that is not the
+// file system's, like a test's fake clock).
+func beatTime(now time.Time, exists bool, mtime time.Time) time.Time {
+	if exists && !mtime.After(now) && now.Sub(mtime) < maxEventDelay {
+		return mtime
+	}
+	return now
 }

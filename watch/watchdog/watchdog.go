@@ -136,6 +136,20 @@ func (w *Watchdog) Ping() {
 	w.pings.Add(1)
 }
 
+// PingAt records a sign of life that happened at t (for example a file's
+// modification time, earlier than the event that reported it): the
+// deadline becomes t plus the timeout, unless a later ping is recorded.
+func (w *Watchdog) PingAt(t time.Time) {
+	d := int64(t.Sub(w.epoch))
+	for {
+		cur := w.lastPing.Load()
+		if d <= cur || w.lastPing.CompareAndSwap(cur, d) {
+			break
+		}
+	}
+	w.pings.Add(1)
+}
+
 // Start arms a stopped or expired watchdog: the first ping is due within the
 // start grace. Start on a running watchdog does nothing.
 func (w *Watchdog) Start() {

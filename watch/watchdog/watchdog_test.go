@@ -393,3 +393,39 @@ func BenchmarkPingParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestPingAtNeverMovesBack(t *testing.T) {
+	clk := clock.NewFake(time.Time{})
+	fired := 0
+	w := New(10*time.Second, func() { fired++ }, WithClock(clk))
+	w.Start()
+	clk.Advance(5 * time.Second)
+	w.PingAt(clk.Now().Add(-2 * time.Second)) // deadline: 3s + 10s = 13s
+	clk.Advance(7*time.Second + 999*time.Millisecond)
+	if fired != 0 {
+		t.Fatal("fired before the deadline of a back-dated ping")
+	}
+	w.PingAt(clk.Now().Add(-time.Hour)) // older than the last ping: ignored
+	clk.Advance(time.Millisecond)
+	if fired != 1 {
+		t.Fatalf("fired %d times at the back-dated deadline, want 1", fired)
+	}
+}
+
+func TestBeatTime(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 10, 0, time.UTC)
+	for _, c := range []struct {
+		exists bool
+		mtime  time.Time
+		want   time.Time
+	}{
+		{true, now.Add(-5 * time.Millisecond), now.Add(-5 * time.Millisecond)}, // queued event: the write's time
+		{true, now.Add(-time.Hour), now},                                       // old file renamed onto the name
+		{true, now.Add(time.Second), now},                                      // another clock
+		{false, now.Add(-5 * time.Millisecond), now},
+	} {
+		if got := beatTime(now, c.exists, c.mtime); !got.Equal(c.want) {
+			t.Errorf("beatTime(%v, %v) = %v, want %v", c.exists, c.mtime, got, c.want)
+		}
+	}
+}
