@@ -69,7 +69,7 @@ func (s *Supervisor) spawn(p *program, why string) {
 	cfg := p.cfg
 	p.run++
 	run, name := p.run, p.name
-	p.ready, p.succeeded, p.killed, p.intent, p.opSignal = false, false, false, intentNone, 0
+	p.ready, p.succeeded, p.intent, p.opSignal = false, false, intentNone, 0
 	p.lastBeat, p.beatMeta, p.statusText = time.Time{}, nil, ""
 	p.starts++
 	log := s.plog(p)
@@ -343,6 +343,11 @@ func (s *Supervisor) afterFailure(p *program, why string) {
 	delay := backoffDelay(p.cfg, p.consecutive)
 	s.setState(p, Backoff, why)
 	s.releaseWaiters(p)
+	if delay <= 0 {
+		// No backoff: restart now, without a round trip through a timer.
+		s.start(p, "restart (backoff 0)")
+		return
+	}
 	s.plog(p).Info("restarting after backoff", zap.Duration("delay", delay), zap.Int("consecutive_failures", p.consecutive))
 	s.setTimer(p, timerBackoff, delay)
 }
@@ -391,7 +396,6 @@ func (s *Supervisor) onTimer(p *program, kind timerKind) {
 	case timerStopKill:
 		if p.proc != nil {
 			s.plog(p).Warn("stop_timeout passed: killing the process group", zap.Duration("stop_timeout", p.cfg.StopTimeout))
-			p.killed = true
 			p.proc.SignalGroup(syscall.SIGKILL)
 		}
 	}
@@ -661,7 +665,6 @@ func (s *Supervisor) onWatchdog(p *program) {
 	default:
 		log.Warn("watchdog: heartbeat overdue, killing the process group")
 		p.intent = intentWatchdog
-		p.killed = true
 		s.setState(p, Stopping, "watchdog")
 		p.proc.SignalGroup(syscall.SIGKILL)
 	}

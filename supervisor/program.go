@@ -79,35 +79,33 @@ type program struct {
 	ready     bool
 	succeeded bool // this run already counted as a success
 	intent    intent
-	killed    bool // SIGKILL sent by a stop timeout or the teardown
 
-	br           *breaker.Machine
-	consecutive  int // failures since the last success, for the backoff
-	restarts     int
-	starts       uint64
-	successes    uint64
-	failures     uint64
-	lastExit     *control.ExitStatus
-	lastFailed   bool
-	lastCode     int
-	errText      string
-	statusText   string
-	waitingFor   []string
-	waitLogged   string
-	pendingCfg   *conf.Program
-	stopWaiters  []chan struct{}
-	timer        clock.Timer
-	timerSeq     uint64
-	timerKind    timerKind
-	timerDue     time.Time
-	lastBeat     time.Time
-	beatMeta     map[string]any
-	metaAt       time.Time // the beat whose file beatMeta was read from
-	wd           *watchdog.FileWatchdog
-	notifySock   *systemd.Listener
-	stopSignalAt time.Time
-	limiter      *lineLimiter
-	opSignal     syscall.Signal // last signal sent by `supervise signal` in this run
+	br          *breaker.Machine
+	consecutive int // failures since the last success, for the backoff
+	restarts    int
+	starts      uint64
+	successes   uint64
+	failures    uint64
+	lastExit    *control.ExitStatus
+	lastFailed  bool
+	lastCode    int
+	errText     string
+	statusText  string
+	waitingFor  []string
+	waitLogged  string
+	pendingCfg  *conf.Program
+	stopWaiters []chan struct{}
+	timer       clock.Timer
+	timerSeq    uint64
+	timerKind   timerKind
+	timerDue    time.Time
+	lastBeat    time.Time
+	beatMeta    map[string]any
+	metaAt      time.Time // the beat whose file beatMeta was read from
+	wd          *watchdog.FileWatchdog
+	notifySock  *systemd.Listener
+	limiter     *lineLimiter
+	opSignal    syscall.Signal // last signal sent by `supervise signal` in this run
 }
 
 func newProgram(cfg *conf.Program) *program {

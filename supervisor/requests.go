@@ -3,7 +3,6 @@ package supervisor
 import (
 	"fmt"
 	"math"
-	"syscall"
 
 	"go.uber.org/zap"
 
@@ -205,5 +204,3 @@ func joinNames(ns []string) string {
 	}
 	return out
 }
-
-var _ = syscall.SIGTERM

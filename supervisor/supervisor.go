@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -369,7 +368,6 @@ func (s *Supervisor) handle(ev event) {
 	case killAll:
 		for _, p := range s.progs {
 			if p.proc != nil {
-				p.killed = true
 				p.proc.SignalGroup(syscall.SIGKILL)
 			}
 		}
@@ -534,5 +532,3 @@ func (s *Supervisor) sortedNames(names []string) []string {
 	sort.Strings(out)
 	return out
 }
-
-var _ = filepath.Join

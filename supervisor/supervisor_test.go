@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -415,8 +414,6 @@ stop_timeout = "30s"
 		t.Fatalf("unfinished steps not logged:\n%s", h.dump())
 	}
 }
-
-var _ = syscall.SIGTERM
 
 func TestOperatorSignalIsNotAFailure(t *testing.T) {
 	h := startSup(t, `
