@@ -1,6 +1,7 @@
 package procs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -210,13 +211,7 @@ func (s *stream) split(chunk []byte) {
 		}
 	}
 	for len(chunk) > 0 {
-		nl := -1
-		for i, c := range chunk {
-			if c == '\n' {
-				nl = i
-				break
-			}
-		}
+		nl := bytes.IndexByte(chunk, '\n')
 		seg := chunk
 		if nl >= 0 {
 			seg = chunk[:nl]
