@@ -88,9 +88,13 @@ func cmdRun(args []string, stderr io.Writer) (int, error) {
 
 	var sup *supervisor.Supervisor
 	orphan := make(chan struct{}) // closed once sup is set
+	lines := newLineWriter(sink, cfg.Supervisor.LogFormat, atom)
 	reaper, err := procs.NewReaper(procs.ReaperOptions{
-		Subreaper:   true,
-		OutputBatch: sink.Batch,
+		Subreaper: true,
+		OutputBatch: func(begin bool) {
+			lines.Batch(begin)
+			sink.Batch(begin)
+		},
 		OnOrphan: func(pid int, st unix.WaitStatus) {
 			<-orphan
 			sup.OrphanReaped(pid, st)
@@ -111,7 +115,7 @@ func cmdRun(args []string, stderr io.Writer) (int, error) {
 		Version:       version,
 		SocketFlag:    socketFlag,
 		SingleCommand: single,
-		Lines:         newLineWriter(sink, cfg.Supervisor.LogFormat, atom),
+		Lines:         lines,
 		Sweep:         true,
 		HandleSignals: true,
 	})

@@ -22,13 +22,31 @@ type lineWriter struct {
 	buf     []byte
 	stampMs int64
 	stamp   []byte
-	secUnix int64  // the second jsonHead and jsonZone were formatted for
-	jsonSec []byte // "2006-01-02T15:04:05"
-	jsonTZ  []byte // "Z" or "+07:00"
+	batch   int       // open batches (read rounds of program output)
+	now     time.Time // the time of the lines of the open batch
+	secUnix int64     // the second jsonSec and jsonTZ were formatted for
+	jsonSec []byte    // "2006-01-02T15:04:05"
+	jsonTZ  []byte    // "Z" or "+07:00"
 }
 
 func newLineWriter(w zapcore.WriteSyncer, format string, level zap.AtomicLevel) *lineWriter {
 	return &lineWriter{w: w, json: format == "json", level: level}
+}
+
+// Batch opens (begin) or closes a read round of program output; the lines
+// of a round share one timestamp, taken when it opens.
+func (l *lineWriter) Batch(begin bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case begin:
+		if l.batch == 0 {
+			l.now = time.Now()
+		}
+		l.batch++
+	case l.batch > 0:
+		l.batch--
+	}
 }
 
 // WriteLine writes one output line of program's stream.
@@ -36,9 +54,14 @@ func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool
 	if !l.level.Enabled(zapcore.InfoLevel) {
 		return
 	}
-	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Lines read in one round arrived together: one clock read serves them
+	// all (the clock read was the biggest cost per line).
+	now := l.now
+	if l.batch == 0 {
+		now = time.Now()
+	}
 	b := l.buf[:0]
 	if l.json {
 		b = append(b, `{"level":"info","time":"`...)

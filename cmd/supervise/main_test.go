@@ -221,3 +221,23 @@ func TestAppendRFC3339Nano(t *testing.T) {
 		}
 	}
 }
+
+func TestLineWriterBatchSharesOneTimestamp(t *testing.T) {
+	var b bytes.Buffer
+	w := newLineWriter(zapcore.AddSync(&b), "json", zap.NewAtomicLevelAt(zap.InfoLevel))
+	w.Batch(true)
+	w.WriteLine("p", "stdout", []byte("a"), false)
+	time.Sleep(2 * time.Millisecond) // a real clock must move between the lines
+	w.WriteLine("p", "stdout", []byte("b"), false)
+	w.Batch(false)
+	time.Sleep(2 * time.Millisecond)
+	w.WriteLine("p", "stdout", []byte("c"), false)
+	var times []string
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		i := strings.Index(line, `"time":"`)
+		times = append(times, line[i+8:i+8+strings.Index(line[i+8:], `"`)])
+	}
+	if len(times) != 3 || times[0] != times[1] || times[1] == times[2] {
+		t.Fatalf("timestamps %q: want the batch's two equal and the third later", times)
+	}
+}
