@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -217,6 +218,10 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	}
 
 	s.applyInitial()
+	// Start-up garbage (configuration, environments, spawn buffers) is
+	// never needed again: give its pages back now rather than keep them
+	// resident for the supervisor's whole life.
+	debug.FreeOSMemory()
 	close(s.ready)
 	s.sdNotify("READY=1\nSTATUS=" + s.summary())
 
