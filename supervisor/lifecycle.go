@@ -241,6 +241,11 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 	switch in {
 	case intentStop, intentTeardown, intentWDStop:
 		p.lastFailed, p.lastCode = false, e.ShellCode()
+		if p.pendingCfg != nil {
+			// A reload changed it while it was being stopped: the next
+			// start uses the new settings.
+			s.replaceConfig(p, p.pendingCfg)
+		}
 		log.Info("stopped")
 		s.setState(p, Stopped, "stopped")
 		s.releaseWaiters(p)
@@ -576,13 +581,12 @@ func (s *Supervisor) replaceConfig(p *program, cfg *conf.Program) {
 	if cfg == nil {
 		return
 	}
-	old := p.cfg
 	p.cfg = cfg
 	p.pendingCfg = nil
-	if old.Breaker != cfg.Breaker {
-		p.br = newProgram(cfg).br
-		p.consecutive = 0
-	}
+	// Changed settings (often the fix for what made it fail) deserve a
+	// fresh breaker: an open one would refuse the restart the reload asks for.
+	p.br = newProgram(cfg).br
+	p.consecutive = 0
 }
 
 // armWatchdog watches p's heartbeat file for this run. Steady beats stay

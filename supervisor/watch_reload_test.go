@@ -278,3 +278,34 @@ func TestMetricsBadRequests(t *testing.T) {
 		t.Fatal("supervisor disturbed by bad metrics requests")
 	}
 }
+
+func TestReloadRestartsAnOpenProgramWithItsNewSettings(t *testing.T) {
+	clk := clock.NewFake(time.Time{})
+	h := startSup(t, `
+[programs.broken]
+command = ["/bin/sh", "-c", "exit 1"]
+[programs.broken.breaker]
+max_failures = 1
+[programs.other]
+command = ["/bin/sleep", "1000"]
+`, clk)
+	h.waitFor("breaker open", func() bool { return h.status("broken").State == "open" })
+	path := filepath.Join(h.dir, "supervise.toml")
+	os.WriteFile(path, []byte(`[supervisor]
+socket = "off"
+watch_config = false
+[programs.broken]
+command = ["/bin/sleep", "1000"]
+[programs.broken.breaker]
+max_failures = 1
+[programs.other]
+command = ["/bin/sleep", "1000"]
+`), 0o644)
+	if r := h.ctl(control.CmdReload); !r.OK || !strings.Contains(r.Message, "changed broken") {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.waitFor("fixed program running", func() bool {
+		st := h.status("broken")
+		return st.State == "running" && st.PID != 0 && st.Breaker.State == "closed"
+	})
+}
