@@ -4,7 +4,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/shutdown"
@@ -93,14 +92,6 @@ type selfBeat struct{}
 // sdWatchdog: time to ping systemd's watchdog.
 type sdWatchdog struct{}
 
-// configLoaded carries a parsed configuration into the loop.
-type configLoaded struct {
-	cfg   *conf.Config
-	err   error
-	why   string
-	reply chan control.Response
-}
-
 func (exited) isEvent()          {}
 func (timerFired) isEvent()      {}
 func (beat) isEvent()            {}
@@ -116,4 +107,3 @@ func (shutdownAsked) isEvent()   {}
 func (teardownDone) isEvent()    {}
 func (selfBeat) isEvent()        {}
 func (sdWatchdog) isEvent()      {}
-func (configLoaded) isEvent()    {}

@@ -96,7 +96,6 @@ type Supervisor struct {
 	finished   bool
 	exitCode   int
 	exitReason string
-	result     *teardownResult
 	fw         *watchdog.FileWatcher
 	notifyDir  string
 	server     *control.Server

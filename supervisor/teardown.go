@@ -14,11 +14,6 @@ import (
 	"github.com/supervise/supervise/supervisor/shutdown"
 )
 
-// teardownResult is what the teardown reports to the loop.
-type teardownResult struct {
-	res shutdown.Result
-}
-
 // beginTeardown starts the teardown once (SPEC §5). code is the exit code
 // unless the budget is exceeded.
 func (s *Supervisor) beginTeardown(reason string, code int) {

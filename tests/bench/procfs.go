@@ -108,7 +108,6 @@ func (r *stampReader) waitFor(timeout time.Duration, cond func(r *stampReader) b
 type procInfo struct {
 	pid, ppid int
 	state     byte
-	exe       string
 }
 
 // procTable reads every process's parent and state.

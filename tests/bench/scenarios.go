@@ -384,7 +384,7 @@ func (h *harness) shutdown(peers []peer) {
 			}
 			h.teardown(in, sr)
 			if left > 0 || end == 0 {
-				h.fail(fig, p.name(), fmt.Errorf("N=%d: %d processes still alive after 60 s", n, left))
+				h.fail(fig, p.name(), fmt.Errorf("with N=%d, %d processes still alive after 60 s", n, left))
 				continue
 			}
 			h.r.add(fig, p.name(), m, ms(end-t0))
