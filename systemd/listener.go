@@ -47,6 +47,7 @@ type DropError struct {
 	Err error
 }
 
+// Error says which datagram was dropped and why.
 func (e *DropError) Error() string {
 	return fmt.Sprintf("systemd: notify socket %s: dropped datagram from pid %d uid %d: %v", e.Socket, e.PID, e.UID, e.Err)
 }
