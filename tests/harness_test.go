@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "tests:", err)
 			return 1
 		}
+		moduleRoot = root
 		bin = filepath.Join(dir, "supervise")
 		build := exec.Command("go", "build", "-race", "-o", bin, "./cmd/supervise")
 		build.Dir = root
@@ -74,6 +76,35 @@ func TestMain(m *testing.M) {
 		return code
 	}()
 	os.Exit(code)
+}
+
+// moduleRoot is the repository root the binary was built from.
+var moduleRoot string
+
+// sourcesOnce makes the first test read the binary's sources.
+var sourcesOnce sync.Once
+
+// readSources opens every Go file the supervise binary is built from.
+// `go test` caches a package's result by the files its tests open (only
+// while tests run, not in TestMain); the binary is built by a child
+// process, so without this a change to the supervisor would be answered
+// with a stale cached "ok".
+func readSources(root string) {
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (name == "tests" || name == "testdata" || strings.HasPrefix(name, ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if name := d.Name(); name == "go.mod" || name == "go.sum" || (strings.HasSuffix(name, ".go") && !strings.HasSuffix(name, "_test.go")) {
+			os.ReadFile(path)
+		}
+		return nil
+	})
 }
 
 // childEnv is the environment for every supervise process the tests run:
@@ -184,6 +215,7 @@ func newSup(t *testing.T, c config, extraArgs ...string) *sup {
 // newSupEnv is newSup with extra environment variables for the supervisor.
 func newSupEnv(t *testing.T, c config, env []string, extraArgs ...string) *sup {
 	t.Helper()
+	sourcesOnce.Do(func() { readSources(moduleRoot) })
 	s := &sup{
 		dir:  t.TempDir(),
 		pids: map[int]bool{},
