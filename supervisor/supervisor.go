@@ -257,21 +257,29 @@ func (s *Supervisor) setup() error {
 
 	if path, ok := control.SocketPath(s.opts.SocketFlag, s.cfg.Supervisor.Socket); ok {
 		srv, err := control.Listen(path)
-		if err != nil {
+		switch {
+		case errors.Is(err, control.ErrInUse):
+			// Another supervisor answers there: refuse rather than run a
+			// second one that nobody could reach.
 			return fmt.Errorf("control socket: %w", err)
+		case err != nil:
+			// A read-only /run must not keep the programs from running.
+			s.log.Error("control socket unavailable; running without it (set [supervisor] socket or -s)",
+				zap.String("path", path), zap.Error(err))
+		default:
+			s.server = srv
+			s.socketPath = path
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if err := srv.Serve(ctx, s.Handle); err != nil && ctx.Err() == nil {
+					s.log.Error("control socket stopped", zap.Error(err))
+				}
+			}()
+			s.stopLoop = append(s.stopLoop, func() { cancel(); srv.Close(); <-done })
+			s.log.Debug("control socket listening", zap.String("path", path))
 		}
-		s.server = srv
-		s.socketPath = path
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := srv.Serve(ctx, s.Handle); err != nil && ctx.Err() == nil {
-				s.log.Error("control socket stopped", zap.Error(err))
-			}
-		}()
-		s.stopLoop = append(s.stopLoop, func() { cancel(); srv.Close(); <-done })
-		s.log.Debug("control socket listening", zap.String("path", path))
 	}
 
 	if s.cfg.File != "" && s.cfg.Supervisor.WatchConfig {

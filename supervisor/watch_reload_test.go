@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/supervise/supervise/clock"
+	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
 )
 
@@ -308,4 +310,48 @@ command = ["/bin/sleep", "1000"]
 		st := h.status("broken")
 		return st.State == "running" && st.PID != 0 && st.Breaker.State == "closed"
 	})
+}
+
+func TestUnusableSocketDoesNotKeepProgramsFromRunning(t *testing.T) {
+	h := startSup(t, `
+[supervisor]
+socket = "/proc/no-such-dir/supervise.sock"
+watch_config = false
+[programs.p]
+command = ["/bin/sleep", "1000"]
+`, nil)
+	h.waitFor("running without a socket", func() bool { return h.status("p").PID != 0 })
+	if len(h.logs.FilterMessage("control socket unavailable; running without it (set [supervisor] socket or -s)").All()) != 1 {
+		t.Fatalf("missing socket not logged:\n%s", h.dump())
+	}
+}
+
+func TestSocketInUseRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	other, err := control.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() {
+		other.Serve(ctx, func(context.Context, control.Request) control.Response { return control.Response{OK: true} })
+		close(served)
+	}()
+	defer func() { cancel(); other.Close(); <-served }()
+	path := filepath.Join(dir, "supervise.toml")
+	os.WriteFile(path, []byte("[supervisor]\nsocket = \""+sock+"\"\nwatch_config = false\n[programs.p]\ncommand = [\"/bin/sleep\", \"1000\"]\n"), 0o644)
+	cfg, err := conf.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup, err := New(Options{Config: cfg, Reaper: reaper, RuntimeDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := sup.Run(context.Background())
+	if code != 2 || err == nil || !strings.Contains(err.Error(), "another supervisor is listening") {
+		t.Fatalf("Run = %d, %v; want 2 and the socket in use", code, err)
+	}
 }
