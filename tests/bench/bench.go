@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -41,7 +42,15 @@ type Options struct {
 	Keep       bool      // keep WorkDir afterwards
 	Log        io.Writer // progress; nil discards
 	Figures    []string  // figure names to run (restart, crash, startup, idle, shutdown, pid1, watchdog, log); empty: all
+	// Light supervises tests/bench/cprobe (C, built with gcc) instead of the
+	// Go probe, for the figures it supports (start-up, idle, shutdown): a
+	// program's own start then costs microseconds, not a Go runtime's
+	// milliseconds, so those figures show the supervisors' share.
+	Light bool
 }
+
+// lightFigures are the figures the C probe can serve.
+var lightFigures = []string{"startup", "idle", "shutdown"}
 
 // params are the sizes of one mode.
 type params struct {
@@ -221,6 +230,24 @@ func Run(o Options) (*Results, error) {
 	h.probe = filepath.Join(bin, "probe")
 	if out, err := goBuild(root, h.probe, "./tests/bench/probe"); err != nil {
 		return nil, fmt.Errorf("build probe: %w: %s", err, out)
+	}
+	h.r.Machine["probe"] = "Go (tests/bench/probe)"
+	if o.Light {
+		if len(o.Figures) == 0 {
+			o.Figures = lightFigures
+			h.o.Figures = lightFigures
+		}
+		for _, f := range o.Figures {
+			if !slices.Contains(lightFigures, f) {
+				return nil, fmt.Errorf("figure %q needs the Go probe; the C probe serves %v", f, lightFigures)
+			}
+		}
+		h.probe = filepath.Join(bin, "cprobe")
+		cmd := exec.Command("gcc", "-O2", "-o", h.probe, filepath.Join(root, "tests", "bench", "cprobe", "probe.c"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build C probe: %w: %s", err, out)
+		}
+		h.r.Machine["probe"] = "C (tests/bench/cprobe)"
 	}
 	h.sv = o.Supervise
 	if h.sv == "" {

@@ -66,3 +66,26 @@ func TestQuantile(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeLight runs the figures the C probe serves (-light) with tiny
+// sizes, under the same conditions as TestSmoke.
+func TestSmokeLight(t *testing.T) {
+	if os.Getenv("SUPERVISE_BENCH_SMOKE") != "1" {
+		t.Skip("set SUPERVISE_BENCH_SMOKE=1 to run the benchmark smoke test")
+	}
+	var log strings.Builder
+	r, err := Run(Options{Smoke: true, Light: true, Log: &log})
+	t.Log("\n" + log.String())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := r.Machine["probe"]; !strings.HasPrefix(got, "C ") {
+		t.Errorf("probe = %q, want the C probe", got)
+	}
+	if len(r.Missing) > 0 {
+		t.Errorf("figures not produced: %s", strings.Join(r.Missing, ", "))
+	}
+	for _, e := range r.Errors {
+		t.Errorf("error: %s", e)
+	}
+}

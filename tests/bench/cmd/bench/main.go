@@ -24,8 +24,9 @@ func main() {
 	work := flag.String("workdir", "", "scratch directory (default: a temporary one)")
 	keep := flag.Bool("keep", false, "keep the scratch directory")
 	figs := flag.String("figures", "", "comma-separated figures: restart,crash,startup,idle,shutdown,pid1,watchdog,log")
+	light := flag.Bool("light", false, "supervise the C probe (start-up, idle and shutdown figures only)")
 	flag.Parse()
-	o := bench.Options{Smoke: *smoke, Runs: *runs, Supervise: *sv, WorkDir: *work, Keep: *keep, Log: os.Stderr}
+	o := bench.Options{Smoke: *smoke, Runs: *runs, Supervise: *sv, WorkDir: *work, Keep: *keep, Log: os.Stderr, Light: *light}
 	if *figs != "" {
 		o.Figures = strings.Split(*figs, ",")
 	}
