@@ -64,6 +64,10 @@ type Options struct {
 	// RuntimeDir holds notify sockets; default $XDG_RUNTIME_DIR or /run or
 	// the temporary directory.
 	RuntimeDir string
+	// LogBatch, when set, brackets each round of events the loop handles
+	// (true before, false after), so a log sink can write the entries of a
+	// burst — a teardown of hundreds of programs — with one system call.
+	LogBatch func(begin bool)
 	// Lines, when set, receives the output lines of programs with
 	// stdout/stderr = "log" instead of Logger: program output is the hot
 	// path, and a dedicated formatter writes it several times faster than
@@ -228,7 +232,16 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	for !s.finished {
 		select {
 		case <-s.box.signal:
-			for _, ev := range s.box.drain() {
+			evs := s.box.drain()
+			if s.opts.LogBatch != nil && len(evs) > 1 {
+				s.opts.LogBatch(true)
+				for _, ev := range evs {
+					s.handle(ev)
+				}
+				s.opts.LogBatch(false)
+				break
+			}
+			for _, ev := range evs {
 				s.handle(ev)
 			}
 		case <-ctxDone:

@@ -116,6 +116,7 @@ func cmdRun(args []string, stderr io.Writer) (int, error) {
 		SocketFlag:    socketFlag,
 		SingleCommand: single,
 		Lines:         lines,
+		LogBatch:      sink.Batch,
 		Sweep:         true,
 		HandleSignals: true,
 	})
