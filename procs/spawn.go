@@ -129,7 +129,7 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 			return nil, &SpawnError{Op: "chdir", Path: spec.Dir, Err: syscall.ENOTDIR}
 		}
 	}
-	cred, err := credential(spec.User, spec.Group)
+	cred, err := Credential(spec.User, spec.Group)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,10 @@ func causeOf(err error) error {
 
 // credential resolves User/Group into the credential for the child; nil
 // when both are empty.
-func credential(userName, groupName string) (*syscall.Credential, error) {
+// Credential resolves a user and a group (names or numeric ids, "" for
+// unchanged) as Spawn does: the user's uid, primary gid (unless group is
+// set) and supplementary groups. It returns nil when both are "".
+func Credential(userName, groupName string) (*syscall.Credential, error) {
 	if userName == "" && groupName == "" {
 		return nil, nil
 	}

@@ -127,9 +127,6 @@ func (s *Supervisor) spawn(p *program, why string) {
 	p.proc = proc
 	p.startedAt = s.clk.Now()
 	p.errText = ""
-	if p.starts > 1 {
-		p.restarts++
-	}
 	log.Info("started", zap.Int("pid", proc.Pid()), zap.String("why", why))
 
 	// Without a readiness signal a program is ready once spawned.
@@ -681,11 +678,11 @@ func (s *Supervisor) openNotify(p *program, run uint64, pid *atomic.Int64) error
 		return err
 	}
 	uid, gid := -1, -1
-	if p.cfg.User != "" {
-		if u, g, err := lookupIDs(p.cfg.User, p.cfg.Group); err == nil {
-			uid, gid = u, g
-			os.Chmod(dir, 0o711)
-		}
+	if cred, err := procs.Credential(p.cfg.User, p.cfg.Group); err == nil && cred != nil {
+		// The program runs as another user: it must be able to reach and
+		// write its socket (the directory stays unlistable).
+		uid, gid = int(cred.Uid), int(cred.Gid)
+		os.Chmod(dir, 0o711)
 	}
 	name := p.name
 	path := filepath.Join(dir, p.name+".sock")

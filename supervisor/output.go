@@ -2,8 +2,6 @@ package supervisor
 
 import (
 	"math"
-	"os/user"
-	"strconv"
 	"sync"
 	"time"
 
@@ -107,25 +105,3 @@ func (l *lineLimiter) flush() uint64 {
 // dropReportEvery spaces the "dropped lines" entries, which would
 // otherwise flood the log they protect.
 const dropReportEvery = 5 * time.Second
-
-// lookupIDs resolves a user (and optional group) to numeric ids.
-func lookupIDs(userName, group string) (uid, gid int, err error) {
-	u, err := user.Lookup(userName)
-	if err != nil {
-		if u, err = user.LookupId(userName); err != nil {
-			return -1, -1, err
-		}
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	if group != "" {
-		g, err := user.LookupGroup(group)
-		if err != nil {
-			if g, err = user.LookupGroupId(group); err != nil {
-				return -1, -1, err
-			}
-		}
-		gid, _ = strconv.Atoi(g.Gid)
-	}
-	return uid, gid, nil
-}

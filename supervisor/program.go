@@ -82,7 +82,6 @@ type program struct {
 
 	br          *breaker.Machine
 	consecutive int // failures since the last success, for the backoff
-	restarts    int
 	starts      uint64
 	successes   uint64
 	failures    uint64

@@ -158,7 +158,7 @@ func (s *Supervisor) status(names []string) []control.ProgramStatus {
 		st := control.ProgramStatus{
 			Name:     p.name,
 			State:    string(p.state),
-			Restarts: p.restarts,
+			Restarts: restartsOf(p),
 			Breaker: control.BreakerStatus{
 				State:       bst.String(),
 				Failures:    p.br.Failures(),
@@ -203,4 +203,12 @@ func joinNames(ns []string) string {
 		out += n
 	}
 	return out
+}
+
+// restartsOf is how often p was started again after its first start.
+func restartsOf(p *program) int {
+	if p.starts == 0 {
+		return 0
+	}
+	return int(p.starts) - 1
 }
