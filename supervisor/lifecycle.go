@@ -212,6 +212,20 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 	}
 	now := s.clk.Now()
 	uptime := now.Sub(p.startedAt)
+	if lim, proc, log := p.limiter, p.proc, s.plog(p); lim != nil {
+		// The output may still be draining: report the last drops once
+		// every line of the run was read (or when the supervisor ends).
+		p.limiter = nil
+		go func() {
+			select {
+			case <-proc.OutputDone():
+			case <-s.loopDone:
+			}
+			if d := lim.flush(); d > 0 {
+				log.Warn("dropped lines above log_rate", zap.Uint64("dropped", d))
+			}
+		}()
+	}
 	s.detachRun(p)
 	p.proc = nil
 	p.ready = false
@@ -222,12 +236,6 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 		p.lastExit.Signal = conf.SignalName(sig)
 	}
 	log := s.plog(p).With(zap.String("exit", e.String()), zap.Duration("uptime", uptime.Round(time.Millisecond)))
-	if p.limiter != nil {
-		if d := p.limiter.flush(); d > 0 {
-			log.Warn("dropped lines above log_rate", zap.Uint64("dropped", d))
-		}
-		p.limiter = nil
-	}
 	in := p.intent
 	p.intent = intentNone
 	if in != intentNone && in != intentWatchdog && !p.succeeded {

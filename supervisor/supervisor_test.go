@@ -434,3 +434,44 @@ command = ["/bin/sleep", "1000"]
 		t.Fatalf("after operator TERM: %+v", st)
 	}
 }
+
+func TestLogRateKeepsBurstAndReportsDrops(t *testing.T) {
+	clk := clock.NewFake(time.Time{}) // no refill: exactly log_burst lines are kept
+	h := startSup(t, `
+[programs.chatty]
+command = ["/bin/sh", "-c", "i=0; while [ $i -lt 100 ]; do i=$((i+1)); echo line $i; done"]
+restart = "never"
+log_rate = 1
+log_burst = 5
+[programs.keep]
+command = ["/bin/sleep", "1000"]
+`, clk)
+	h.waitFor("drops reported", func() bool {
+		return len(h.logs.FilterMessage("dropped lines above log_rate").All()) > 0
+	})
+	kept := 0
+	for _, e := range h.logs.FilterField(zap.String("stream", "stdout")).All() {
+		if strings.HasPrefix(e.Message, "line ") {
+			kept++
+		}
+	}
+	var dropped uint64
+	for _, e := range h.logs.FilterMessage("dropped lines above log_rate").All() {
+		dropped += e.ContextMap()["dropped"].(uint64)
+	}
+	if kept != 5 || dropped != 95 {
+		t.Fatalf("kept %d lines and reported %d dropped, want 5 and 95:\n%s", kept, dropped, h.dump())
+	}
+}
+
+func TestSpawnFailureExitCodesLikeAShell(t *testing.T) {
+	for _, c := range []struct {
+		command string
+		code    int
+	}{{`["/nonexistent/x"]`, 127}, {`["/etc/passwd"]`, 126}} {
+		h := startSup(t, "[programs.main]\ncommand = "+c.command+"\nrestart = \"never\"\ncritical = true\n", nil)
+		if code := h.exitCode(); code != c.code {
+			t.Errorf("%s: exit code %d, want %d", c.command, code, c.code)
+		}
+	}
+}
