@@ -238,6 +238,11 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 	log := s.plog(p).With(zap.String("exit", e.String()), zap.Duration("uptime", uptime.Round(time.Millisecond)))
 	in := p.intent
 	p.intent = intentNone
+	if p.pendingCfg != nil && in != intentRemove {
+		// A reload changed it while it was running or stopping: whatever
+		// ended this run, the next one uses the new settings.
+		s.replaceConfig(p, p.pendingCfg)
+	}
 	if in != intentNone && in != intentWatchdog && !p.succeeded {
 		// Ended by us before it could prove itself: neither a success nor
 		// a failure, so a half-open trial slot is given back.
@@ -246,11 +251,6 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 	switch in {
 	case intentStop, intentTeardown, intentWDStop:
 		p.lastFailed, p.lastCode = false, e.ShellCode()
-		if p.pendingCfg != nil {
-			// A reload changed it while it was being stopped: the next
-			// start uses the new settings.
-			s.replaceConfig(p, p.pendingCfg)
-		}
 		log.Info("stopped")
 		s.setState(p, Stopped, "stopped")
 		s.releaseWaiters(p)
@@ -262,7 +262,6 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 		return
 	case intentReplace:
 		log.Info("stopped to apply new settings")
-		s.replaceConfig(p, p.pendingCfg)
 		s.releaseAfter(p, func() {
 			if p.cfg.Autostart {
 				s.start(p, "configuration changed")
@@ -353,8 +352,10 @@ func (s *Supervisor) afterFailure(p *program, why string) {
 	delay := backoffDelay(p.cfg, p.consecutive)
 	s.setState(p, Backoff, why)
 	s.releaseWaiters(p)
-	if delay <= 0 {
-		// No backoff: restart now, without a round trip through a timer.
+	if delay <= 0 && p.lastExit != nil && p.lastExit.Error == "" {
+		// No backoff after a run that ended: restart now, without a round
+		// trip through a timer. (A spawn failure goes through the timer,
+		// so a missing binary cannot recurse start -> spawn -> failure.)
 		s.start(p, "restart (backoff 0)")
 		return
 	}
@@ -651,6 +652,11 @@ func (s *Supervisor) onBeat(p *program, b beat) {
 
 func (s *Supervisor) becomeReady(p *program, why string) {
 	p.ready = true
+	if p.intent != intentNone {
+		// Being stopped: readiness is noted, but it neither revives the
+		// state nor starts dependents.
+		return
+	}
 	s.plog(p).Info("ready", zap.String("why", why))
 	s.setState(p, Running, why)
 	if !p.succeeded {
@@ -660,9 +666,19 @@ func (s *Supervisor) becomeReady(p *program, why string) {
 }
 
 func (s *Supervisor) onWatchdog(p *program) {
-	w := p.cfg.Watchdog
-	log := s.plog(p).With(zap.String("heartbeat_file", w.HeartbeatFile), zap.Duration("timeout", w.Timeout))
-	switch w.Action {
+	action := conf.WatchdogRestart // WATCHDOG=trigger without a [watchdog] table
+	log := s.plog(p)
+	if w := p.cfg.Watchdog; w != nil {
+		action = w.Action
+		log = log.With(zap.String("heartbeat_file", w.HeartbeatFile), zap.Duration("timeout", w.Timeout))
+	}
+	if p.intent != intentNone {
+		// Already being stopped (operator, reload, teardown): that stop
+		// decides how the run ends, and it is not a watchdog failure.
+		log.Warn("watchdog: heartbeat overdue while stopping; the stop goes on")
+		return
+	}
+	switch action {
 	case conf.WatchdogLog:
 		log.Warn("watchdog: heartbeat overdue (action = log)")
 		if p.wd != nil {

@@ -158,7 +158,16 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 			if np.Autostart {
 				toStart = append(toStart, p)
 			}
-		case !p.cfg.Equal(np):
+		case p.intent == intentRemove:
+			// Removed by an earlier reload and still stopping: it is back,
+			// so it starts again (with these settings) once it has stopped.
+			changed = append(changed, name)
+			p.pendingCfg = np
+			p.intent = intentReplace
+		case p.cfg.Equal(np):
+			// Unchanged, or changed back before an earlier change applied.
+			p.pendingCfg = nil
+		default:
 			changed = append(changed, name)
 			p.pendingCfg = np
 			if p.proc != nil {

@@ -15,6 +15,17 @@ import (
 // (stop, restart) reply from a goroutine once the loop has released them.
 func (s *Supervisor) onRequest(r request) {
 	req := r.req
+	switch req.Command {
+	case control.CmdStatus, control.CmdShutdown:
+	case control.CmdStart, control.CmdStop, control.CmdRestart, control.CmdReset, control.CmdSignal:
+		if len(req.Names) == 0 {
+			r.reply <- control.Response{Error: req.Command + " needs at least one program name"}
+			return
+		}
+	default:
+		r.reply <- control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)}
+		return
+	}
 	for _, n := range req.Names {
 		if s.progs[n] == nil {
 			r.reply <- control.Response{Error: fmt.Sprintf("no program named %q (programs: %s)", n, joinNames(s.order))}

@@ -156,7 +156,7 @@ func newLogger(format string, level zap.AtomicLevel, w zapcore.WriteSyncer) *zap
 }
 
 // cmdValidate checks a file exactly as run would.
-func cmdValidate(args []string, stdout io.Writer) (int, error) {
+func cmdValidate(args []string, stdout, stderr io.Writer) (int, error) {
 	var cfgFlag string
 	fs := newFlagSet()
 	fs.str(&cfgFlag, "c", "config")
@@ -170,7 +170,7 @@ func cmdValidate(args []string, stdout io.Writer) (int, error) {
 	path := conf.Resolve(cfgFlag)
 	cfg, err := conf.Load(path)
 	if err != nil {
-		fmt.Fprintln(stdout, err)
+		fmt.Fprintln(stderr, err)
 		return 2, nil
 	}
 	fmt.Fprintf(stdout, "%s: ok, %d programs\n", path, len(cfg.Order))
@@ -210,7 +210,7 @@ func cmdValidate(args []string, stdout io.Writer) (int, error) {
 
 // cmdCheck is the health probe of SPEC §1: exit 0 when the supervisor's
 // heartbeat file is fresh, 1 otherwise.
-func cmdCheck(args []string, stdout io.Writer) (int, error) {
+func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	var cfgFlag, file, maxAge string
 	fs := newFlagSet()
 	fs.str(&cfgFlag, "c", "config")
@@ -233,8 +233,10 @@ func cmdCheck(args []string, stdout io.Writer) (int, error) {
 		cfg, err := conf.Load(conf.Resolve(cfgFlag))
 		if err != nil {
 			if file == "" {
-				fmt.Fprintln(stdout, err)
-				return 2, nil
+				// A probe understands 0 and 1 only: no readable
+				// configuration means no heartbeat to vouch for.
+				fmt.Fprintf(stdout, "unhealthy: %v\n", err)
+				return 1, nil
 			}
 			cfg = conf.Default()
 		}
@@ -263,7 +265,7 @@ func cmdCheck(args []string, stdout io.Writer) (int, error) {
 }
 
 // cmdControl sends one request to the running supervisor.
-func cmdControl(cmd string, args []string, stdout io.Writer) (int, error) {
+func cmdControl(cmd string, args []string, stdout, stderr io.Writer) (int, error) {
 	var cfgFlag, socketFlag string
 	var asJSON bool
 	fs := newFlagSet()
@@ -306,7 +308,7 @@ func cmdControl(cmd string, args []string, stdout io.Writer) (int, error) {
 		if cfg, err := conf.Load(conf.Resolve(cfgFlag)); err == nil {
 			configured = cfg.Supervisor.Socket
 		} else if cfgFlag != "" {
-			fmt.Fprintln(stdout, err)
+			fmt.Fprintln(stderr, err)
 			return 2, nil
 		}
 	}
@@ -321,13 +323,13 @@ func cmdControl(cmd string, args []string, stdout io.Writer) (int, error) {
 		return 1, err
 	}
 	if resp.Error != "" {
-		fmt.Fprintf(os.Stderr, "supervise: %s\n", resp.Error)
+		fmt.Fprintf(stderr, "supervise: %s\n", resp.Error)
 		return 1, nil
 	}
 	code := 0
 	for _, r := range resp.Results {
 		if !r.OK {
-			fmt.Fprintf(os.Stderr, "supervise: %s: %s\n", r.Name, r.Error)
+			fmt.Fprintf(stderr, "supervise: %s: %s\n", r.Name, r.Error)
 			code = 1
 		}
 	}

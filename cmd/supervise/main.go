@@ -69,14 +69,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "run":
 		code, err = cmdRun(args, stderr)
 	case "validate":
-		code, err = cmdValidate(args, stdout)
+		code, err = cmdValidate(args, stdout, stderr)
 	case "check":
-		code, err = cmdCheck(args, stdout)
+		code, err = cmdCheck(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "supervise %s\n", version)
 		return 0
 	default:
-		code, err = cmdControl(cmd, args, stdout)
+		code, err = cmdControl(cmd, args, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "supervise: %v\n", err)
