@@ -93,7 +93,7 @@ reset_timeout = "60s"
 			t.Errorf("refused start changed the program: %s", describe(q))
 		}
 		if q.Stats.Rejected < 1 {
-			t.Logf("note: stats.rejected = %d after a refused start", q.Stats.Rejected)
+			t.Errorf("stats.rejected = %d after a refused start, want >= 1", q.Stats.Rejected)
 		}
 
 		// reset closes the breaker and starts the program.

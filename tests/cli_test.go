@@ -398,8 +398,10 @@ command = ["/bin/sleep", "1000"]
 		Metadata  map[string]any `json:"metadata"`
 	}
 	b, _ := os.ReadFile(hb)
-	if err := json.Unmarshal(b, &st); err != nil || st.PID != s.cmd.Process.Pid || st.Timestamp.IsZero() || st.Metadata == nil {
-		t.Errorf("heartbeat file %q: want timestamp, pid %d, hostname, metadata (err %v)", b, s.cmd.Process.Pid, err)
+	host, _ := os.Hostname()
+	if err := json.Unmarshal(b, &st); err != nil || st.PID != s.cmd.Process.Pid || st.Timestamp.IsZero() || st.Hostname != host ||
+		st.Metadata["version"] == nil || st.Metadata["states"] == nil || st.Metadata["programs"] == nil {
+		t.Errorf("heartbeat file %q: want timestamp, pid %d, hostname %q, metadata with version, programs and states (err %v)", b, s.cmd.Process.Pid, host, err)
 	}
 
 	if err := syscall.Kill(s.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
