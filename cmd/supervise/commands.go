@@ -175,26 +175,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	fmt.Fprintf(stdout, "%s: ok, %d programs\n", path, len(cfg.Order))
 	for _, name := range cfg.Order {
-		p := cfg.Programs[name]
-		var extra []string
-		if !p.Autostart {
-			extra = append(extra, "autostart=false")
-		}
-		if p.Critical {
-			extra = append(extra, "critical")
-		}
-		if len(p.DependsOn) > 0 {
-			extra = append(extra, "depends_on="+strings.Join(p.DependsOn, ","))
-		}
-		if p.Watchdog != nil {
-			extra = append(extra, fmt.Sprintf("watchdog=%s/%s", p.Watchdog.HeartbeatFile, p.Watchdog.Timeout))
-		}
-		if p.Notify {
-			extra = append(extra, "notify")
-		}
-		fmt.Fprintf(stdout, "  %-16s restart=%s breaker=%d/%s stop=%s/%s priority=%d %s  %s\n",
-			name, p.Restart, p.Breaker.MaxFailures, p.Breaker.ResetTimeout, conf.SignalName(p.StopSignal),
-			p.StopTimeout, p.StopPriority, strings.Join(extra, " "), strings.Join(p.Command, " "))
+		fmt.Fprintf(stdout, "  %s\n", cfg.Programs[name].Summary())
 	}
 	var steps []string
 	for name := range cfg.Teardown {

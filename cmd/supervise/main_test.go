@@ -80,7 +80,7 @@ func TestValidate(t *testing.T) {
 	if code := run([]string{"validate", "-c", good}, &out, &out); code != 0 {
 		t.Fatalf("valid file: exit %d: %s", code, out.String())
 	}
-	if !strings.Contains(out.String(), "2 programs") || !strings.Contains(out.String(), "  web ") || !strings.Contains(out.String(), "  db ") {
+	if !strings.Contains(out.String(), "2 programs") || !strings.Contains(out.String(), "  web: /bin/true") || !strings.Contains(out.String(), "  db: /bin/sh -c sleep 1") {
 		t.Fatalf("summary: %s", out.String())
 	}
 	bad := filepath.Join(dir, "bad.toml")
