@@ -128,3 +128,39 @@ command = ["/bin/sleep", "1000"]
 		t.Fatal("supervisor disturbed")
 	}
 }
+
+func TestTeardownCommandKilledAtItsTimeout(t *testing.T) {
+	h := startSup(t, `
+[programs.p]
+command = ["/bin/sleep", "1000"]
+[teardown.slow]
+command = ["/bin/sh", "-c", "echo $$ > $DIR/slow.pid; exec sleep 1000"]
+timeout = "300ms"
+`, nil)
+	h.waitFor("running", func() bool { return h.status("p").PID != 0 })
+	start := time.Now()
+	h.sup.Shutdown("test", 0)
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("exit code %d: a failed step is not a budget overrun", code)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("teardown took %s with a 300ms command timeout", d)
+	}
+	b, err := os.ReadFile(filepath.Join(h.dir, "slow.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(b))
+	if _, err := os.Stat("/proc/" + pid + "/cmdline"); err == nil {
+		if st, _ := os.ReadFile("/proc/" + pid + "/stat"); !strings.Contains(string(st), ") Z ") {
+			t.Fatalf("teardown command %s still alive", pid)
+		}
+	}
+	found := false
+	for _, e := range h.logs.FilterMessage("teardown step failed").All() {
+		found = found || strings.Contains(e.ContextMap()["error"].(string), "killed after its timeout of 300ms")
+	}
+	if !found {
+		t.Fatalf("timeout not reported:\n%s", h.dump())
+	}
+}

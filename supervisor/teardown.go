@@ -180,8 +180,10 @@ func (s *Supervisor) teardownSteps() ([]shutdown.Step, error) {
 		steps = append(steps, shutdown.Step{
 			Name:     "teardown " + name,
 			Priority: t.Priority,
-			Timeout:  t.Timeout,
-			Fn:       func(ctx context.Context) error { return s.runCommand(ctx, t) },
+			// The command's own timeout is enforced by runCommand, which
+			// kills and reaps it; the step's margin lets it finish that.
+			Timeout: t.Timeout + 2*time.Second,
+			Fn:      func(ctx context.Context) error { return s.runCommand(ctx, t) },
 		})
 	}
 	return steps, nil
@@ -204,6 +206,14 @@ func (s *Supervisor) runCommand(ctx context.Context, t *conf.TeardownStep) error
 		return fmt.Errorf("teardown.%s: %w", t.Name, err)
 	}
 	log.Info("teardown command started", zap.Int("pid", proc.Pid()))
+	expired := make(chan struct{})
+	timer := s.clk.AfterFunc(t.Timeout, func() { close(expired) })
+	defer timer.Stop()
+	kill := func(why string) error {
+		proc.SignalGroup(syscall.SIGKILL)
+		<-done
+		return fmt.Errorf("teardown.%s: killed %s", t.Name, why)
+	}
 	select {
 	case e := <-done:
 		if e.Code() != 0 {
@@ -211,10 +221,10 @@ func (s *Supervisor) runCommand(ctx context.Context, t *conf.TeardownStep) error
 		}
 		log.Info("teardown command finished")
 		return nil
+	case <-expired:
+		return kill(fmt.Sprintf("after its timeout of %s", t.Timeout))
 	case <-ctx.Done():
-		proc.SignalGroup(syscall.SIGKILL)
-		<-done
-		return fmt.Errorf("teardown.%s: killed after %s: %w", t.Name, t.Timeout, ctx.Err())
+		return kill(fmt.Sprintf("when the teardown ended (%v)", ctx.Err()))
 	}
 }
 
