@@ -164,3 +164,29 @@ timeout = "300ms"
 		t.Fatalf("timeout not reported:\n%s", h.dump())
 	}
 }
+
+func TestNotifyWatchdogPingsKeepAProgramAlive(t *testing.T) {
+	notify, err := exec.LookPath("systemd-notify")
+	if err != nil {
+		t.Skip("systemd-notify not installed")
+	}
+	// No file beats at all: only WATCHDOG=1 keeps it alive.
+	h := startSup(t, `
+[programs.n]
+command = ["/bin/sh", "-c", "echo $WATCHDOG_USEC > $DIR/usec; `+notify+` --ready; while :; do `+notify+` WATCHDOG=1; sleep 0.2; done"]
+notify = true
+[programs.n.watchdog]
+heartbeat_file = "$DIR/never-written"
+timeout = "2s"
+`, nil)
+	h.waitFor("ready through READY=1", func() bool { st := h.status("n"); return st.Ready && st.State == "running" })
+	pid := h.status("n").PID
+	time.Sleep(3 * time.Second) // longer than the timeout: pings must have kept it
+	st := h.status("n")
+	if st.PID != pid || st.Stats.Failures != 0 || st.Heartbeat.AgeSeconds == nil {
+		t.Fatalf("WATCHDOG=1 pings did not keep it alive: %+v", st)
+	}
+	if b, _ := os.ReadFile(filepath.Join(h.dir, "usec")); strings.TrimSpace(string(b)) != "2000000" {
+		t.Fatalf("WATCHDOG_USEC = %q, want 2000000", b)
+	}
+}
