@@ -154,6 +154,7 @@ type Program struct {
 	LogRate          float64 // lines per second; 0 = unlimited
 	LogBurst         int     // token bucket size; 0 = EffectiveLogBurst's default
 	Notify           bool
+	ReadyTimeout     time.Duration // 0: no bound on the wait for readiness
 	Breaker          Breaker
 	Watchdog         *Watchdog // nil when no [programs.X.watchdog] table
 }
