@@ -29,13 +29,13 @@ type driver struct {
 	spawnErr error
 	unmet    []string
 
-	alive   bool // a process of the current run exists
-	timers  map[TimerKind]bool
-	signals []syscall.Signal
-	log     []Action // every action of the last Feed
-	records []Record // every record of the last Feed
+	alive             bool // a process of the current run exists
+	timers            map[TimerKind]bool
+	signals           []syscall.Signal
+	log               []Action // every action of the last Feed
+	records           []Record // every record of the last Feed
 	removed, critical bool
-	refused []string
+	refused           []string
 }
 
 func newDriver(t fataler, cfg *conf.Program) *driver {

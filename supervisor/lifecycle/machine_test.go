@@ -14,8 +14,8 @@ import (
 type setup func(d *driver)
 
 var (
-	inStopped setup = func(d *driver) {}
-	inRunning setup = func(d *driver) { d.feed(Start{Why: "test"}); d.want(Running) }
+	inStopped  setup = func(d *driver) {}
+	inRunning  setup = func(d *driver) { d.feed(Start{Why: "test"}); d.want(Running) }
 	inStarting setup = func(d *driver) {
 		d.feed(Start{Why: "test"})
 		d.want(Starting)
