@@ -6,6 +6,7 @@ import (
 
 	"github.com/supervise/supervise/control"
 	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/supervisor/shutdown"
 	"github.com/supervise/supervise/systemd"
 )
@@ -21,12 +22,12 @@ type exited struct {
 	exit procs.Exit
 }
 
-// timerFired: a program timer (backoff, min_uptime, stop timeout, breaker
-// half-open) fell due. seq discards timers that were replaced.
+// timerFired: a program timer fell due. seq discards timers that were
+// cancelled or replaced.
 type timerFired struct {
 	name string
+	kind lifecycle.TimerKind
 	seq  uint64
-	kind timerKind
 }
 
 // beat: a heartbeat of a program's watchdog file.
@@ -36,10 +37,12 @@ type beat struct {
 	at   time.Time
 }
 
-// watchdogFired: a program's heartbeat went silent for too long.
-type watchdogFired struct {
-	name string
-	run  uint64
+// unhealthy: a health check of a program's run failed (its heartbeat went
+// silent for too long).
+type unhealthy struct {
+	name   string
+	run    uint64
+	source string
 }
 
 // notified: a datagram on a program's notify socket.
@@ -52,8 +55,17 @@ type notified struct {
 // request: a control request waiting for its response.
 type request struct {
 	req   control.Request
-	reply chan control.Response
+	reply chan answer // buffered: the loop never waits for the asker
 }
+
+// answer is the loop's reply to a request: the response, and the rows
+// whose heartbeat metadata the asker reads, off the loop.
+type answer struct {
+	resp control.Response
+	meta map[int]string
+}
+
+func (r request) answer(resp control.Response) { r.reply <- answer{resp: resp} }
 
 // stopFor: the teardown asks for a program to stop; done is closed once it
 // has no process left.
@@ -71,7 +83,7 @@ type signalled struct{ sig os.Signal }
 // reloadAsked: re-read the configuration file (SIGHUP, edit, control).
 type reloadAsked struct {
 	why   string
-	reply chan control.Response // nil when nobody waits
+	reply chan answer // nil when nobody waits
 }
 
 // reloadDebounced: the config directory was quiet long enough after edits.
@@ -95,7 +107,7 @@ type sdWatchdog struct{}
 func (exited) isEvent()          {}
 func (timerFired) isEvent()      {}
 func (beat) isEvent()            {}
-func (watchdogFired) isEvent()   {}
+func (unhealthy) isEvent()       {}
 func (notified) isEvent()        {}
 func (request) isEvent()         {}
 func (stopFor) isEvent()         {}
@@ -107,3 +119,5 @@ func (shutdownAsked) isEvent()   {}
 func (teardownDone) isEvent()    {}
 func (selfBeat) isEvent()        {}
 func (sdWatchdog) isEvent()      {}
+
+func answerOf(resp control.Response) answer { return answer{resp: resp} }

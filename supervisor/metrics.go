@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/supervisor/lifecycle"
 )
 
 // healthTimeout is how long /healthz and /metrics wait for the event loop.
@@ -140,7 +141,7 @@ func parseRequestLine(line string) (method, path string, err error) {
 	return parts[0], path, nil
 }
 
-var allStates = []State{Starting, Running, Backoff, Stopping, Stopped, Exited, Open}
+var allStates = lifecycle.States
 
 // writeMetrics renders programs in the Prometheus text format.
 func writeMetrics(w io.Writer, progs []control.ProgramStatus) {

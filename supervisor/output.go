@@ -14,7 +14,7 @@ import (
 )
 
 // output maps a program's stdout/stderr setting to the spawner's.
-func (s *Supervisor) output(p *program, stream string, o conf.Output, lim *lineLimiter) procs.Output {
+func (s *Supervisor) output(name, stream string, o conf.Output, lim *lineLimiter) procs.Output {
 	switch o.Kind {
 	case conf.OutputInherit:
 		return procs.Output{Kind: procs.Inherit}
@@ -23,8 +23,8 @@ func (s *Supervisor) output(p *program, stream string, o conf.Output, lim *lineL
 	case conf.OutputFile:
 		return procs.Output{Kind: procs.File, Path: o.Path}
 	}
-	log := s.log.With(zap.String("program", p.name), zap.String("stream", stream))
-	lw, name := s.opts.Lines, p.name
+	log := s.log.With(zap.String("program", name), zap.String("stream", stream))
+	lw := s.opts.Lines
 	return procs.Output{Kind: procs.Lines, OnLine: func(line []byte, partial bool) {
 		if lim != nil && lim.bucket != nil {
 			ok, dropped := lim.take()

@@ -1,159 +1,266 @@
 package supervisor
 
 import (
-	"fmt"
+	"errors"
+	"io/fs"
+	"strings"
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/conf"
-	"github.com/supervise/supervise/control"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/breaker"
-	"github.com/supervise/supervise/systemd"
-	"github.com/supervise/supervise/watch/watchdog"
+	"github.com/supervise/supervise/supervisor/lifecycle"
 )
 
-// State is a program's state as shown by `supervise status` (SPEC §6).
-type State string
-
-// Program states.
-const (
-	Starting State = "starting" // spawned, not yet ready (or waiting for dependencies)
-	Running  State = "running"  // ready
-	Backoff  State = "backoff"  // waiting to restart
-	Stopping State = "stopping" // stop signal sent, waiting for the exit
-	Stopped  State = "stopped"  // by an operator, or autostart = false
-	Exited   State = "exited"   // ended, no restart due
-	Open     State = "open"     // restart breaker open
-)
-
-// intent says why the supervisor itself is ending a run, so that the exit
-// is not counted as a failure.
-type intent int
-
-const (
-	intentNone     intent = iota
-	intentStop            // operator stop: end in Stopped
-	intentRestart         // operator restart: start again at once
-	intentReplace         // reload changed the table: start again with pendingCfg
-	intentRemove          // reload removed the program
-	intentTeardown        // supervisor teardown
-	intentWatchdog        // watchdog action "restart": a failure, then restart policy
-	intentWDStop          // watchdog action "stop": end in Stopped
-)
-
-type timerKind int
-
-const (
-	timerBackoff   timerKind = iota // restart after backoff
-	timerMinUptime                  // the run is long enough to count as a success
-	timerStopKill                   // stop_timeout passed: SIGKILL the group
-	timerHalfOpen                   // breaker reset_timeout passed: trial start
-)
-
-func (k timerKind) String() string {
-	switch k {
-	case timerBackoff:
-		return "backoff"
-	case timerMinUptime:
-		return "min_uptime"
-	case timerStopKill:
-		return "stop_timeout"
-	case timerHalfOpen:
-		return "half_open"
-	}
-	return fmt.Sprintf("timer(%d)", int(k))
-}
-
-// program is the state of one supervised program. It is owned by the
-// supervisor's event loop: nothing else reads or writes it.
+// program is one supervised program: its lifecycle machine, which decides,
+// and what the event loop keeps to carry the machine's actions out — the
+// current run's process and attachments, the timers, the waiters of stop
+// requests. It is owned by the event loop: nothing else reads or writes it.
 type program struct {
 	name string
-	cfg  *conf.Program
+	m    *lifecycle.Machine
+	log  *zap.Logger
 
-	state     State
-	proc      *procs.Process
-	run       uint64 // increments with every spawn; events of older runs are ignored
-	startedAt time.Time
-	ready     bool
-	succeeded bool // this run already counted as a success
-	intent    intent
-
-	br          *breaker.Machine
-	consecutive int // failures since the last success, for the backoff
-	starts      uint64
-	successes   uint64
-	failures    uint64
-	lastExit    *control.ExitStatus
-	lastFailed  bool
-	lastCode    int
-	errText     string
-	statusText  string
-	waitingFor  []string
-	waitLogged  string
-	pendingCfg  *conf.Program
-	stopWaiters []chan struct{}
-	timer       clock.Timer
-	timerSeq    uint64
-	timerKind   timerKind
-	timerDue    time.Time
-	lastBeat    time.Time
-	beatMeta    map[string]any
-	metaAt      time.Time // the beat whose file beatMeta was read from
-	wd          *watchdog.FileWatchdog
-	notifySock  *systemd.Listener
-	limiter     *lineLimiter
-	opSignal    syscall.Signal // last signal sent by `supervise signal` in this run
+	run        *run // the current run's process and attachments, nil if none
+	timers     [lifecycle.NumTimers]clock.Timer
+	timerSeq   [lifecycle.NumTimers]uint64
+	waiters    []waiter
+	statusText string
+	lastBeat   time.Time
+	beatMeta   map[string]any
+	refusal    string // the last Refuse of the step in progress
+	waitLogged string // the dependency wait logged last, to log each once
 }
 
-func newProgram(cfg *conf.Program) *program {
-	return &program{
-		name:  cfg.Name,
-		cfg:   cfg,
-		state: Stopped,
-		br: breaker.NewMachine(breaker.Settings{
-			MaxFailures:      cfg.Breaker.MaxFailures,
-			ResetTimeout:     cfg.Breaker.ResetTimeout,
-			HalfOpenMaxCalls: cfg.Breaker.HalfOpenMaxCalls,
-		}),
-	}
+// waiter is a request waiting until the run that was current when it
+// asked has ended and the program has settled (not stopping).
+type waiter struct {
+	run  uint64
+	done chan struct{}
 }
 
-// backoffDelay is backoff_initial doubled per consecutive failure after
-// the first, capped at backoff_max.
-func backoffDelay(cfg *conf.Program, consecutive int) time.Duration {
-	d := cfg.BackoffInitial
-	for i := 1; i < consecutive && d < cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	if d > cfg.BackoffMax {
-		d = cfg.BackoffMax
-	}
-	return d
+func (s *Supervisor) newProgram(cfg *conf.Program) *program {
+	return &program{name: cfg.Name, m: lifecycle.New(cfg), log: s.log.With(zap.String("program", cfg.Name))}
 }
 
-// isSuccessCode reports whether code is one of success_exit_codes.
-func isSuccessCode(cfg *conf.Program, code int) bool {
-	for _, c := range cfg.SuccessExitCodes {
-		if c == code {
-			return true
+func (p *program) cfg() *conf.Program { return p.m.Config() }
+
+// step feeds ev to p's machine and carries out the actions, in order.
+// It runs only in the loop goroutine.
+func (s *Supervisor) step(p *program, ev lifecycle.Event) {
+	before, ready := p.m.State(), p.m.Ready()
+	for _, a := range p.m.Step(ev, s.clk.Now()) {
+		s.execute(p, a)
+	}
+	if s.progs[p.name] != p {
+		return // removed
+	}
+	s.releaseWaiters(p, false)
+	if p.m.State() != before || p.m.Ready() != ready {
+		s.dependencyChanged(p)
+		if p.m.State() == lifecycle.Exited {
+			s.checkAllExited()
 		}
 	}
-	return false
 }
 
-// classify says whether a run that ended on its own is a failure (SPEC §3).
-func classify(cfg *conf.Program, e procs.Exit, uptime time.Duration, watchdogKill bool) (failed bool, why string) {
-	switch {
-	case watchdogKill:
-		return true, "watchdog timeout"
-	case e.Signal() != 0:
-		return true, "killed by " + conf.SignalName(e.Signal())
-	case !isSuccessCode(cfg, e.Code()):
-		return true, fmt.Sprintf("exit code %d", e.Code())
-	case cfg.Restart == conf.RestartAlways && uptime < cfg.MinUptime:
-		return true, fmt.Sprintf("ran %s, less than min_uptime %s", uptime.Round(time.Millisecond), cfg.MinUptime)
+func (s *Supervisor) execute(p *program, a lifecycle.Action) {
+	switch a := a.(type) {
+	case lifecycle.Spawn:
+		s.spawn(p, a)
+	case lifecycle.SignalGroup:
+		if p.run != nil {
+			if err := p.run.proc.SignalGroup(a.Signal); err != nil && !errors.Is(err, procs.ErrFinished) {
+				p.log.Warn("signal", zap.String("signal", conf.SignalName(a.Signal)), zap.Error(err))
+			}
+		}
+	case lifecycle.SetTimer:
+		s.setTimer(p, a.Kind, a.After)
+	case lifecycle.CancelTimer:
+		s.cancelTimer(p, a.Kind)
+	case lifecycle.WantStart:
+		s.start(p, a.Why, false)
+	case lifecycle.Refuse:
+		p.refusal = a.Reason
+	case lifecycle.Remove:
+		s.deleteProgram(p)
+	case lifecycle.Critical:
+		s.beginTeardown(a.Reason, a.Code)
+	case lifecycle.Emit:
+		s.record(p, a.Record)
 	}
-	return false, ""
 }
+
+// start asks p's machine for a run, with its dependencies evaluated now.
+// operator marks a request of an operator, which an open breaker refuses
+// with an answer; it returns that refusal.
+func (s *Supervisor) start(p *program, why string, operator bool) string {
+	p.refusal = ""
+	s.step(p, lifecycle.Start{Why: why, Unmet: s.unmet(p), Operator: operator})
+	r := p.refusal
+	p.refusal = ""
+	return r
+}
+
+// record logs what p's machine reports.
+func (s *Supervisor) record(p *program, r lifecycle.Record) {
+	log := p.log
+	switch r := r.(type) {
+	case lifecycle.Transition:
+		fields := []zap.Field{zap.String("from", string(r.From)), zap.String("to", string(r.To)), zap.String("why", r.Reason)}
+		switch {
+		case r.Exit != nil && r.To == lifecycle.Backoff && strings.HasPrefix(r.Reason, "exited"):
+			log.Info("exited", zap.String("exit", r.Exit.String()), zap.Int("pid", r.PID))
+		case r.Exit != nil && (r.To == lifecycle.Stopped || r.To == lifecycle.Exited) && !p.lastFailed():
+			log.Info(r.Reason, zap.String("exit", r.Exit.String()), zap.Int("pid", r.PID))
+		case r.To == lifecycle.Open:
+			b := p.m.Breaker()
+			log.Warn("breaker open: not restarting", zap.String("reason", r.Reason),
+				zap.Int("failures", b.Failures()), zap.Duration("half_open_in", b.Remaining(s.clk.Now())))
+		default:
+			log.Debug("state", fields...)
+		}
+	case lifecycle.Failed:
+		fields := []zap.Field{zap.String("reason", r.Reason), zap.Int("consecutive_failures", r.Consecutive)}
+		if last := p.m.Last(); last != nil && last.Exit != nil {
+			fields = append(fields, zap.String("exit", last.Exit.String()))
+		}
+		log.Warn("failed", fields...)
+	case lifecycle.Succeeded:
+		log.Debug("run counted as a success", zap.String("reason", r.Reason))
+	case lifecycle.Restarting:
+		log.Info("restarting after backoff", zap.Duration("delay", r.Delay), zap.Int("consecutive_failures", r.Consecutive))
+	case lifecycle.BreakerChange:
+		switch r.To {
+		case breaker.Closed:
+			log.Info("breaker closed", zap.String("from", r.From.String()))
+		case breaker.HalfOpen:
+			log.Info("breaker half-open: trial start")
+		}
+	case lifecycle.ReadyChange:
+		if r.Ready {
+			log.Info("ready", zap.String("source", r.Source))
+		} else {
+			log.Warn("not ready", zap.String("source", r.Source), zap.String("detail", r.Detail))
+		}
+	case lifecycle.WaitingFor:
+		key := strings.Join(r.Names, ", ")
+		if len(r.Names) > 0 && p.waitLogged != key {
+			p.waitLogged = key
+			log.Info("waiting for dependencies", zap.Strings("depends_on", r.Names))
+		}
+		if len(r.Names) == 0 {
+			p.waitLogged = ""
+		}
+	case lifecycle.Health:
+		s.logHealth(p, r)
+	case lifecycle.Killing:
+		log.Warn("stop_timeout passed: killing the process group", zap.Duration("stop_timeout", r.After))
+	}
+}
+
+func (p *program) lastFailed() bool {
+	l := p.m.Last()
+	return l != nil && l.Failed
+}
+
+func (s *Supervisor) logHealth(p *program, h lifecycle.Health) {
+	log := p.log.With(zap.String("check", h.Source))
+	if w := p.cfg().Watchdog; w != nil && h.Source == "watchdog" {
+		log = log.With(zap.String("heartbeat_file", w.HeartbeatFile), zap.Duration("timeout", w.Timeout))
+	}
+	if h.Detail != "" {
+		log = log.With(zap.String("detail", h.Detail))
+	}
+	what := h.Source + ": failed"
+	if h.Source == "watchdog" {
+		what = "watchdog: heartbeat overdue"
+	}
+	switch {
+	case h.Ignored:
+		log.Warn(what + " while stopping; the stop goes on")
+	case h.Action == conf.WatchdogLog:
+		log.Warn(what + " (action = log)")
+		if p.run != nil && p.run.wd != nil && h.Source == "watchdog" {
+			p.run.wd.Reset()
+		}
+	case h.Action == conf.WatchdogStop:
+		log.Warn(what + ", stopping")
+	default:
+		log.Warn(what + ", killing the process group")
+	}
+}
+
+// setTimer (re)arms p's timer of kind k.
+func (s *Supervisor) setTimer(p *program, k lifecycle.TimerKind, d time.Duration) {
+	s.cancelTimer(p, k)
+	seq, name := p.timerSeq[k], p.name
+	p.timers[k] = s.clk.AfterFunc(d, func() { s.box.push(timerFired{name: name, kind: k, seq: seq}) })
+}
+
+// cancelTimer disarms p's timer of kind k; a firing already queued is
+// dropped by its sequence number.
+func (s *Supervisor) cancelTimer(p *program, k lifecycle.TimerKind) {
+	if p.timers[k] != nil {
+		p.timers[k].Stop()
+		p.timers[k] = nil
+	}
+	p.timerSeq[k]++
+}
+
+func (s *Supervisor) cancelTimers(p *program) {
+	for k := range p.timers {
+		s.cancelTimer(p, lifecycle.TimerKind(k))
+	}
+}
+
+// wait registers done to be closed once p's current run has ended and p
+// has settled; at once if it has no process.
+func (s *Supervisor) wait(p *program, done chan struct{}) {
+	p.waiters = append(p.waiters, waiter{run: p.m.Run(), done: done})
+	s.releaseWaiters(p, false)
+}
+
+// releaseWaiters closes the waiters whose run is over (all, with force).
+func (s *Supervisor) releaseWaiters(p *program, force bool) {
+	if len(p.waiters) == 0 {
+		return
+	}
+	settled := !p.m.Alive() || p.m.State() != lifecycle.Stopping
+	keep := p.waiters[:0]
+	for _, w := range p.waiters {
+		if force || (settled && (!p.m.Alive() || p.m.Run() != w.run)) {
+			close(w.done)
+			continue
+		}
+		keep = append(keep, w)
+	}
+	p.waiters = keep
+}
+
+// spawnExitCode is the exit code a run that never began hands on, as a
+// shell would: 127 when the command was not found, 126 when it could not
+// be executed, else 1.
+func spawnExitCode(err error) int {
+	var se *procs.SpawnError
+	if errors.As(err, &se) && se.Op == "exec" {
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, procs.ErrNotFound):
+			return 127
+		case errors.Is(err, fs.ErrPermission):
+			return 126
+		}
+	}
+	return 1
+}
+
+// exitStatusOf converts the reaper's status.
+func exitStatusOf(e procs.Exit) lifecycle.ExitStatus {
+	return lifecycle.ExitStatus{Code: e.Code(), Signal: e.Signal()}
+}
+
+var _ = syscall.SIGKILL

@@ -14,6 +14,7 @@ import (
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/systemd"
 )
 
@@ -76,10 +77,10 @@ func (s *Supervisor) onConfigTouched() {
 
 // reload re-reads the configuration and applies it as a diff. An invalid
 // file changes nothing.
-func (s *Supervisor) reload(why string, reply chan control.Response) {
+func (s *Supervisor) reload(why string, reply chan answer) {
 	answer := func(r control.Response) {
 		if reply != nil {
-			reply <- r
+			reply <- answerOf(r)
 		}
 	}
 	if s.shutting {
@@ -123,7 +124,8 @@ func (s *Supervisor) reload(why string, reply chan control.Response) {
 	s.cfgBytes = data
 	s.log.Info("configuration reloaded", zap.String("why", why), zap.String("changes", msg))
 	s.sdNotify("READY=1\nSTATUS=" + s.summary())
-	answer(control.Response{OK: true, Message: msg, Programs: s.status(nil)})
+	progs, _ := s.status(nil)
+	answer(control.Response{OK: true, Message: msg, Programs: progs})
 }
 
 // apply makes cfg the running configuration: new programs start, removed
@@ -137,61 +139,47 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 			removed = append(removed, name)
 		}
 	}
-	for _, name := range removed {
-		s.stop(s.progs[name], intentRemove, nil)
-	}
 	newOrder := append([]string(nil), cfg.Order...)
 	for _, name := range removed {
+		p := s.progs[name]
+		s.step(p, lifecycle.Stop{Intent: lifecycle.IntentRemove})
 		if s.progs[name] != nil { // still stopping
 			newOrder = append(newOrder, name)
 		}
 	}
-	var toStart []*program
+	var reconfigure, added0 []*program
 	for _, name := range cfg.Order {
 		np := cfg.Programs[name]
 		p := s.progs[name]
 		switch {
 		case p == nil:
-			p = newProgram(np)
+			p = s.newProgram(np)
 			s.progs[name] = p
 			added = append(added, name)
-			if np.Autostart {
-				toStart = append(toStart, p)
-			}
-		case p.intent == intentRemove:
-			// Removed by an earlier reload and still stopping: it is back,
-			// so it starts again (with these settings) once it has stopped.
+			added0 = append(added0, p)
+		case p.m.Intent() == lifecycle.IntentRemove || !p.cfg().Equal(np):
 			changed = append(changed, name)
-			p.pendingCfg = np
-			p.intent = intentReplace
-		case p.cfg.Equal(np):
-			// Unchanged, or changed back before an earlier change applied.
-			p.pendingCfg = nil
-		default:
-			changed = append(changed, name)
-			p.pendingCfg = np
-			if p.proc != nil {
-				s.stop(p, intentReplace, nil)
-			} else {
-				wasStopped := p.state == Stopped || p.state == Exited
-				s.cancelTimer(p)
-				s.replaceConfig(p, np)
-				if np.Autostart && !wasStopped {
-					toStart = append(toStart, p)
-				}
-			}
+			reconfigure = append(reconfigure, p)
+		case p.m.Pending() != nil:
+			// Changed back before the earlier change applied.
+			reconfigure = append(reconfigure, p)
 		}
 	}
 	s.order = newOrder
 	s.cfg = cfg
 	s.indexDependencies()
-	for _, p := range toStart {
-		s.start(p, "added by reload")
+	for _, p := range reconfigure {
+		s.step(p, lifecycle.Reconfigure{Config: cfg.Programs[p.name]})
+	}
+	for _, p := range added0 {
+		if p.cfg().Autostart {
+			s.start(p, "added by reload", false)
+		}
 	}
 	// Programs waiting for a dependency may be unblocked or blocked anew.
 	for _, name := range s.order {
-		if p := s.progs[name]; p != nil && p.proc == nil && len(p.waitingFor) > 0 {
-			s.start(p, "dependencies changed")
+		if p := s.progs[name]; p != nil && p.m.State() == lifecycle.Waiting {
+			s.start(p, "dependencies changed", false)
 		}
 	}
 	if s.opts.Level != nil && old.Supervisor.LogLevel != cfg.Supervisor.LogLevel {

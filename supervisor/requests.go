@@ -3,12 +3,14 @@ package supervisor
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
 	"github.com/supervise/supervise/supervisor/breaker"
+	"github.com/supervise/supervise/supervisor/lifecycle"
 )
 
 // onRequest answers a control request. Commands that wait for processes
@@ -19,30 +21,31 @@ func (s *Supervisor) onRequest(r request) {
 	case control.CmdStatus, control.CmdShutdown:
 	case control.CmdStart, control.CmdStop, control.CmdRestart, control.CmdReset, control.CmdSignal:
 		if len(req.Names) == 0 {
-			r.reply <- control.Response{Error: req.Command + " needs at least one program name"}
+			r.answer(control.Response{Error: req.Command + " needs at least one program name"})
 			return
 		}
 	default:
-		r.reply <- control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)}
+		r.answer(control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)})
 		return
 	}
 	for _, n := range req.Names {
 		if s.progs[n] == nil {
-			r.reply <- control.Response{Error: fmt.Sprintf("no program named %q (programs: %s)", n, joinNames(s.order))}
+			r.answer(control.Response{Error: fmt.Sprintf("no program named %q (programs: %s)", n, joinNames(s.order))})
 			return
 		}
 	}
 	switch req.Command {
 	case control.CmdStatus:
-		r.reply <- control.Response{OK: true, Programs: s.status(req.Names)}
+		progs, meta := s.status(req.Names)
+		r.reply <- answer{resp: control.Response{OK: true, Programs: progs}, meta: meta}
 		return
 	case control.CmdShutdown:
-		r.reply <- control.Response{OK: true, Message: "shutting down"}
+		r.answer(control.Response{OK: true, Message: "shutting down"})
 		s.beginTeardown("shutdown requested", 0)
 		return
 	}
 	if s.shutting {
-		r.reply <- control.Response{Error: "the supervisor is shutting down"}
+		r.answer(control.Response{Error: "the supervisor is shutting down"})
 		return
 	}
 	resp := control.Response{OK: true}
@@ -52,57 +55,47 @@ func (s *Supervisor) onRequest(r request) {
 		res := control.Result{Name: name, OK: true}
 		switch req.Command {
 		case control.CmdStart:
-			res = s.reqStart(p)
-		case control.CmdReset:
-			now := s.clk.Now()
-			p.br.Reset(now)
-			p.consecutive = 0
-			s.plog(p).Info("breaker reset by operator")
-			if p.proc == nil {
-				s.start(p, "reset requested")
-			}
-		case control.CmdStop:
-			if p.proc == nil && (p.state == Stopped || p.state == Exited) {
-				break
-			}
-			w := make(chan struct{})
-			waits = append(waits, w)
-			s.stop(p, intentStop, w)
-		case control.CmdRestart:
-			if p.proc == nil {
-				if p.state == Open {
-					res = control.Result{Name: name, Error: s.openRefusal(p)}
-					break
+			if !p.m.Alive() {
+				if r := s.start(p, "start requested", true); r != "" {
+					res = control.Result{Name: name, Error: r}
 				}
-				p.consecutive = 0
-				s.start(p, "restart requested")
-				break
+			}
+		case control.CmdReset:
+			p.log.Info("breaker reset by operator")
+			s.step(p, lifecycle.Reset{})
+		case control.CmdStop, control.CmdRestart:
+			intent := lifecycle.IntentStop
+			if req.Command == control.CmdRestart {
+				intent = lifecycle.IntentRestart
 			}
 			w := make(chan struct{})
 			waits = append(waits, w)
-			s.stop(p, intentRestart, w)
+			s.wait(p, w)
+			p.refusal = ""
+			s.step(p, lifecycle.Stop{Intent: intent})
+			if p.refusal != "" {
+				res = control.Result{Name: name, Error: p.refusal}
+				p.refusal = ""
+			}
 		case control.CmdSignal:
 			sig, err := conf.ParseSignal(req.Signal)
 			if err != nil {
 				res = control.Result{Name: name, Error: err.Error()}
 				break
 			}
-			if p.proc == nil {
-				res = control.Result{Name: name, Error: fmt.Sprintf("not running (%s)", p.state)}
+			if p.run == nil {
+				res = control.Result{Name: name, Error: fmt.Sprintf("not running (%s)", p.m.State())}
 				break
 			}
-			if err := p.proc.Signal(sig); err != nil {
+			// An exit it causes is judged like any other (SPEC §3).
+			if err := p.run.proc.Signal(sig); err != nil {
 				res = control.Result{Name: name, Error: err.Error()}
 				break
 			}
-			p.opSignal = sig
-			s.plog(p).Info("signal sent by operator", zap.String("signal", conf.SignalName(sig)))
+			p.log.Info("signal sent by operator", zap.String("signal", conf.SignalName(sig)))
 		default:
-			r.reply <- control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)}
+			r.answer(control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)})
 			return
-		}
-		if !res.OK && res.Error == "" {
-			res.OK = true
 		}
 		if res.Error != "" {
 			res.OK = false
@@ -111,8 +104,9 @@ func (s *Supervisor) onRequest(r request) {
 		resp.Results = append(resp.Results, res)
 	}
 	if len(waits) == 0 {
-		resp.Programs = s.status(req.Names)
-		r.reply <- resp
+		progs, meta := s.status(req.Names)
+		resp.Programs = progs
+		r.reply <- answer{resp: resp, meta: meta}
 		return
 	}
 	// The loop must not block: wait for the stops in a goroutine, then
@@ -124,83 +118,74 @@ func (s *Supervisor) onRequest(r request) {
 			case <-s.loopDone:
 			}
 		}
-		st := make(chan control.Response, 1)
+		st := make(chan answer, 1)
 		s.box.push(request{req: control.Request{Command: control.CmdStatus, Names: req.Names}, reply: st})
+		var meta map[int]string
 		select {
 		case got := <-st:
-			resp.Programs = got.Programs
+			resp.Programs, meta = got.resp.Programs, got.meta
 		case <-s.loopDone:
 		}
-		r.reply <- resp
+		r.reply <- answer{resp: resp, meta: meta}
 	}()
 }
 
-func (s *Supervisor) reqStart(p *program) control.Result {
-	res := control.Result{Name: p.name, OK: true}
-	if p.proc != nil {
-		return res
-	}
-	now := s.clk.Now()
-	if p.br.State(now) == breaker.Open {
-		p.br.Allow(now) // counts the refusal
-		return control.Result{Name: p.name, Error: s.openRefusal(p)}
-	}
-	p.consecutive = 0
-	s.start(p, "start requested")
-	return res
-}
-
-func (s *Supervisor) openRefusal(p *program) string {
-	rem := p.br.Remaining(s.clk.Now()).Seconds()
-	return fmt.Sprintf("breaker open after %d failures: half-open in %ds (use `supervise reset %s` to start now)",
-		p.br.Failures(), int(math.Ceil(rem)), p.name)
-}
-
 // status builds the rows of `supervise status`.
-func (s *Supervisor) status(names []string) []control.ProgramStatus {
+//
+// The metadata of heartbeat files is not read here, in the loop: a
+// program controls its file (it could be a FIFO that blocks an open);
+// metaFiles maps rows to the files fillMetadata reads off the loop.
+func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFiles map[int]string) {
 	now := s.clk.Now()
-	out := []control.ProgramStatus{}
+	out = []control.ProgramStatus{}
+	metaFiles = map[int]string{}
 	for _, name := range s.sortedNames(names) {
 		p := s.progs[name]
 		if p == nil {
 			continue
 		}
-		bst := p.br.State(now)
+		br := p.m.Breaker()
+		bst := br.State(now)
+		cfg := p.cfg()
 		st := control.ProgramStatus{
 			Name:     p.name,
-			State:    string(p.state),
-			Restarts: restartsOf(p),
+			State:    string(p.m.State()),
+			Restarts: p.m.Restarts(),
 			Breaker: control.BreakerStatus{
 				State:       bst.String(),
-				Failures:    p.br.Failures(),
-				MaxFailures: p.cfg.Breaker.MaxFailures,
+				Failures:    br.Failures(),
+				MaxFailures: cfg.Breaker.MaxFailures,
 			},
-			LastExit:   p.lastExit,
-			Ready:      p.ready,
+			LastExit:   lastExitOf(p.m.Last()),
+			Ready:      p.m.Ready(),
 			StatusText: p.statusText,
-			Error:      p.errText,
-			WaitingFor: p.waitingFor,
+			WaitingFor: p.m.WaitingFor(),
+		}
+		if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
+			st.Error = l.Error
 		}
 		if bst == breaker.Open {
-			st.Breaker.RemainingSeconds = round1(p.br.Remaining(now).Seconds())
+			st.Breaker.RemainingSeconds = round1(br.Remaining(now).Seconds())
 		}
-		bs := p.br.Stats()
-		st.Stats = control.Stats{Starts: p.starts, Successes: p.successes, Failures: p.failures,
+		bs, ms := br.Stats(), p.m.Stats()
+		st.Stats = control.Stats{Starts: ms.Starts, Successes: ms.Successes, Failures: ms.Failures,
 			Rejected: bs.Rejected, StateChanges: bs.StateChanges}
-		if p.proc != nil {
-			st.PID = p.proc.Pid()
-			st.UptimeSeconds = round1(now.Sub(p.startedAt).Seconds())
+		if p.run != nil {
+			st.PID = p.run.proc.Pid()
+			st.UptimeSeconds = round1(now.Sub(p.m.StartedAt()).Seconds())
 		}
-		if last, meta := s.heartbeatOf(p); !last.IsZero() {
+		if last := p.lastBeatAt(); !last.IsZero() {
 			at := last.UTC()
 			age := round1(now.Sub(last).Seconds())
 			st.Heartbeat.LastBeatAt = &at
 			st.Heartbeat.AgeSeconds = &age
-			st.Heartbeat.Metadata = meta
+			if cfg.Watchdog != nil {
+				metaFiles[len(out)] = cfg.Watchdog.HeartbeatFile
+			}
 		}
 		out = append(out, st)
 	}
-	return out
+	return out, metaFiles
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }
@@ -216,10 +201,28 @@ func joinNames(ns []string) string {
 	return out
 }
 
-// restartsOf is how often p was started again after its first start.
-func restartsOf(p *program) int {
-	if p.starts == 0 {
-		return 0
+// lastExitOf converts the last run's outcome for status.
+func lastExitOf(o *lifecycle.Outcome) *control.ExitStatus {
+	if o == nil {
+		return nil
 	}
-	return int(p.starts) - 1
+	e := &control.ExitStatus{Code: -1, At: o.At, Error: o.Error}
+	if o.Exit != nil {
+		e.Code = o.Exit.Code
+		if o.Exit.Signal != 0 {
+			e.Signal = conf.SignalName(o.Exit.Signal)
+		}
+	}
+	return e
+}
+
+// lastBeatAt is p's last beat: of its heartbeat file, or WATCHDOG=1.
+func (p *program) lastBeatAt() time.Time {
+	last := p.lastBeat
+	if p.run != nil && p.run.wd != nil {
+		if b, ok := p.run.wd.LastBeat(); ok && b.At.After(last) {
+			last = b.At
+		}
+	}
+	return last
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
 	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/systemd"
 	"github.com/supervise/supervise/watch/watchdog"
 )
@@ -112,6 +113,7 @@ type Supervisor struct {
 	teardownCh chan struct{} // closed to force the teardown to its end
 	orphans    chan struct{}
 	started    time.Time
+	refusals refusals
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
 }
@@ -162,15 +164,16 @@ func (s *Supervisor) OrphanReaped(pid int, status unix.WaitStatus) {
 // Handle answers a control request through the event loop. It is the
 // control server's handler.
 func (s *Supervisor) Handle(ctx context.Context, req control.Request) control.Response {
-	reply := make(chan control.Response, 1)
+	reply := make(chan answer, 1)
 	if req.Command == control.CmdReload {
 		s.box.push(reloadAsked{why: "control request", reply: reply})
 	} else {
 		s.box.push(request{req: req, reply: reply})
 	}
 	select {
-	case r := <-reply:
-		return r
+	case a := <-reply:
+		fillMetadata(a.resp.Programs, a.meta)
+		return a.resp
 	case <-s.loopDone:
 		return control.Response{Error: "the supervisor has stopped"}
 	case <-ctx.Done():
@@ -282,6 +285,7 @@ func (s *Supervisor) setup() error {
 		default:
 			s.server = srv
 			s.socketPath = path
+			srv.SetErrorHandler(func(err error) { s.refused("control socket", err) })
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() {
@@ -319,7 +323,8 @@ func (s *Supervisor) cleanup() {
 	}
 	s.stopLoop = nil
 	for _, p := range s.progs {
-		s.detachRun(p)
+		s.endRun(p, p.run)
+		s.cancelTimers(p)
 	}
 	if s.fw != nil {
 		s.fw.Close()
@@ -342,43 +347,49 @@ func (s *Supervisor) cleanup() {
 // autostart ones.
 func (s *Supervisor) applyInitial() {
 	for _, name := range s.cfg.Order {
-		p := newProgram(s.cfg.Programs[name])
-		s.progs[name] = p
+		s.progs[name] = s.newProgram(s.cfg.Programs[name])
 		s.order = append(s.order, name)
 	}
 	s.indexDependencies()
 	for _, name := range s.order {
-		p := s.progs[name]
-		if p.cfg.Autostart {
-			s.start(p, "autostart")
+		if p := s.progs[name]; p != nil && p.cfg().Autostart {
+			s.start(p, "autostart", false)
 		}
 	}
 	s.log.Info("supervisor started", zap.Int("programs", len(s.order)), zap.String("config", s.cfg.File),
 		zap.String("socket", s.socketPath))
 }
 
+// current returns the program named name if ev belongs to its current run.
+func (s *Supervisor) current(name string, run uint64) *program {
+	if p := s.progs[name]; p != nil && p.run != nil && p.run.n == run {
+		return p
+	}
+	return nil
+}
+
 // handle dispatches one event. It runs only in the loop goroutine.
 func (s *Supervisor) handle(ev event) {
 	switch ev := ev.(type) {
 	case exited:
-		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
+		if p := s.current(ev.name, ev.run); p != nil {
 			s.onExit(p, ev.exit)
 		}
 	case timerFired:
-		if p := s.progs[ev.name]; p != nil && p.timerSeq == ev.seq && p.timer != nil {
-			p.timer = nil
-			s.onTimer(p, ev.kind)
+		if p := s.progs[ev.name]; p != nil && p.timerSeq[ev.kind] == ev.seq && p.timers[ev.kind] != nil {
+			p.timers[ev.kind] = nil
+			s.step(p, lifecycle.TimerFired{Kind: ev.kind})
 		}
 	case beat:
-		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
+		if p := s.current(ev.name, ev.run); p != nil {
 			s.onBeat(p, ev)
 		}
-	case watchdogFired:
-		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
-			s.onWatchdog(p)
+	case unhealthy:
+		if p := s.current(ev.name, ev.run); p != nil {
+			s.onUnhealthy(p, ev.source)
 		}
 	case notified:
-		if p := s.progs[ev.name]; p != nil && p.run == ev.run && p.proc != nil {
+		if p := s.current(ev.name, ev.run); p != nil {
 			s.onNotify(p, ev.msg)
 		}
 	case request:
@@ -389,11 +400,12 @@ func (s *Supervisor) handle(ev event) {
 			close(ev.done)
 			return
 		}
-		s.stop(p, intentTeardown, ev.done)
+		s.wait(p, ev.done)
+		s.step(p, lifecycle.Stop{Intent: lifecycle.IntentTeardown})
 	case killAll:
 		for _, p := range s.progs {
-			if p.proc != nil {
-				p.proc.SignalGroup(syscall.SIGKILL)
+			if p.run != nil {
+				p.run.proc.SignalGroup(syscall.SIGKILL)
 			}
 		}
 	case signalled:
@@ -423,9 +435,9 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 	ssig, _ := sig.(syscall.Signal)
 	if s.opts.SingleCommand {
 		// tini-like: the command decides what a signal means; its exit ends the run.
-		if p := s.progs["main"]; p != nil && p.proc != nil {
+		if p := s.progs["main"]; p != nil && p.run != nil {
 			s.log.Debug("forwarding signal", zap.String("signal", conf.SignalName(ssig)))
-			if err := p.proc.Signal(ssig); err != nil {
+			if err := p.run.proc.Signal(ssig); err != nil {
 				s.log.Debug("forward signal", zap.Error(err))
 			}
 			return
@@ -449,31 +461,12 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 	}
 }
 
-// setTimer replaces p's timer.
-func (s *Supervisor) setTimer(p *program, kind timerKind, d time.Duration) {
-	s.cancelTimer(p)
-	p.timerSeq++
-	seq, name := p.timerSeq, p.name
-	p.timerKind = kind
-	p.timerDue = s.clk.Now().Add(d)
-	p.timer = s.clk.AfterFunc(d, func() { s.box.push(timerFired{name: name, seq: seq, kind: kind}) })
-}
-
-func (s *Supervisor) cancelTimer(p *program) {
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
-	}
-	p.timerSeq++
-}
-
-func (s *Supervisor) plog(p *program) *zap.Logger { return s.log.With(zap.String("program", p.name)) }
 
 // summary is the STATUS= line for systemd: counts per state.
 func (s *Supervisor) summary() string {
 	counts := s.stateCounts()
 	var parts []string
-	for _, st := range []State{Running, Starting, Backoff, Open, Stopping, Stopped, Exited} {
+	for _, st := range lifecycle.States {
 		if n := counts[string(st)]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, st))
 		}
@@ -487,7 +480,7 @@ func (s *Supervisor) summary() string {
 func (s *Supervisor) stateCounts() map[string]int {
 	counts := map[string]int{}
 	for _, p := range s.progs {
-		counts[string(p.state)]++
+		counts[string(p.m.State())]++
 	}
 	return counts
 }

@@ -415,7 +415,10 @@ stop_timeout = "30s"
 	}
 }
 
-func TestOperatorSignalIsNotAFailure(t *testing.T) {
+// TestOperatorSignalIsJudgedLikeAnyExit is SPEC §3: an exit after
+// `supervise signal` is judged like any other exit, so a program killed by
+// it under on-failure is restarted.
+func TestOperatorSignalIsJudgedLikeAnyExit(t *testing.T) {
 	h := startSup(t, `
 [programs.s]
 command = ["/bin/sleep", "1000"]
@@ -429,8 +432,8 @@ command = ["/bin/sleep", "1000"]
 	if !r.OK {
 		t.Fatalf("signal: %+v", r)
 	}
-	h.waitFor("exited", func() bool { return h.status("s").State == "exited" })
-	if st := h.status("s"); st.Stats.Failures != 0 || st.LastExit.Signal != "SIGTERM" {
+	h.waitFor("restarted", func() bool { st := h.status("s"); return st.Stats.Starts == 2 && st.PID != 0 })
+	if st := h.status("s"); st.Stats.Failures != 1 || st.LastExit.Signal != "SIGTERM" {
 		t.Fatalf("after operator TERM: %+v", st)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/supervisor/shutdown"
 )
 
@@ -26,13 +27,9 @@ func (s *Supervisor) beginTeardown(reason string, code int) {
 	s.log.Info("teardown", zap.String("reason", reason), zap.Int("exit_code", code))
 	s.sdNotify("STOPPING=1\nSTATUS=stopping: " + reason)
 	// No more restarts: pending backoffs and trials are cancelled.
-	for _, p := range s.progs {
-		if p.proc == nil {
-			s.cancelTimer(p)
-			p.waitingFor = nil
-			if p.state == Backoff || p.state == Open || p.state == Starting {
-				s.setState(p, Stopped, "teardown")
-			}
+	for _, name := range s.order {
+		if p := s.progs[name]; p != nil {
+			s.step(p, lifecycle.Shutdown{})
 		}
 	}
 	steps, err := s.teardownSteps()
@@ -146,7 +143,7 @@ func (s *Supervisor) teardownSteps() ([]shutdown.Step, error) {
 		p := s.progs[name]
 		var after []string
 		for _, q := range s.dependents(name) {
-			if q.name != name && q.cfg.StopPriority == p.cfg.StopPriority {
+			if q.name != name && q.cfg().StopPriority == p.cfg().StopPriority {
 				after = append(after, "program "+q.name)
 			}
 		}
@@ -154,8 +151,8 @@ func (s *Supervisor) teardownSteps() ([]shutdown.Step, error) {
 		name := name
 		steps = append(steps, shutdown.Step{
 			Name:     "program " + name,
-			Priority: p.cfg.StopPriority,
-			Timeout:  p.cfg.StopTimeout + 2*time.Second,
+			Priority: p.cfg().StopPriority,
+			Timeout:  p.cfg().StopTimeout + 2*time.Second,
 			After:    after,
 			Fn: func(ctx context.Context) error {
 				s.log.Debug("teardown: stopping", zap.String("program", name))
@@ -195,12 +192,12 @@ func (s *Supervisor) runCommand(ctx context.Context, t *conf.TeardownStep) error
 	done := make(chan procs.Exit, 1)
 	log := s.log.With(zap.String("teardown", t.Name))
 	log.Debug("teardown command starting", zap.Strings("command", t.Command))
-	p := &program{name: "teardown." + t.Name}
+	name := "teardown." + t.Name
 	proc, err := s.opts.Reaper.Spawn(procs.Spec{
 		Argv:   t.Command,
 		Env:    s.environment(&conf.Program{}),
-		Stdout: s.output(p, "stdout", conf.Output{Kind: conf.OutputLog}, nil),
-		Stderr: s.output(p, "stderr", conf.Output{Kind: conf.OutputLog}, nil),
+		Stdout: s.output(name, "stdout", conf.Output{Kind: conf.OutputLog}, nil),
+		Stderr: s.output(name, "stderr", conf.Output{Kind: conf.OutputLog}, nil),
 	}, func(e procs.Exit) { done <- e })
 	if err != nil {
 		return fmt.Errorf("teardown.%s: %w", t.Name, err)

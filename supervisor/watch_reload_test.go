@@ -101,7 +101,7 @@ depends_on = ["db"]
 `, nil)
 	time.Sleep(100 * time.Millisecond)
 	st := h.status("app")
-	if st.PID != 0 || st.State != "starting" || len(st.WaitingFor) != 1 || st.WaitingFor[0] != "db" {
+	if st.PID != 0 || st.State != "waiting" || len(st.WaitingFor) != 1 || st.WaitingFor[0] != "db" {
 		t.Fatalf("app started before db was ready: %+v", st)
 	}
 	os.WriteFile(filepath.Join(h.dir, "go"), nil, 0o644)

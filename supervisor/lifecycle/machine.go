@@ -94,10 +94,10 @@ func (m *Machine) takeSettings(cfg *conf.Program) {
 }
 
 // Step feeds ev at now and returns the actions to carry out, in order.
-// The returned slice is valid until the next Step.
+// The returned slice belongs to the caller.
 func (m *Machine) Step(ev Event, now time.Time) []Action {
 	m.now = now
-	m.out = m.out[:0]
+	m.out = nil
 	switch ev := ev.(type) {
 	case Start:
 		m.start(ev)
