@@ -113,7 +113,7 @@ type Supervisor struct {
 	teardownCh chan struct{} // closed to force the teardown to its end
 	orphans    chan struct{}
 	started    time.Time
-	refusals refusals
+	refusals   refusals
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
 }
@@ -460,7 +460,6 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 		s.log.Info("ignoring signal", zap.String("signal", conf.SignalName(ssig)))
 	}
 }
-
 
 // summary is the STATUS= line for systemd: counts per state.
 func (s *Supervisor) summary() string {
