@@ -21,6 +21,8 @@ type Process struct {
 	pid     int
 	started time.Time
 	onExit  func(Exit)
+	// waitOutput holds back onExit until the output is read (Spec.WaitOutput).
+	waitOutput time.Duration
 
 	mu       sync.Mutex // guards osp and finished
 	osp      *os.Process
@@ -105,6 +107,28 @@ func (p *Process) finish(e Exit) {
 	osp := p.osp
 	p.mu.Unlock()
 	osp.Release() // closes the pidfd; the pid is kept in p.pid
+	if p.waitOutput > 0 {
+		select {
+		case <-p.outputDone:
+		default:
+			// The readers may still hold the last lines: deliver the exit
+			// after them, or after waitOutput at the latest.
+			go func() {
+				t := time.NewTimer(p.waitOutput)
+				defer t.Stop()
+				select {
+				case <-p.outputDone:
+				case <-t.C:
+				}
+				p.deliver(e)
+			}()
+			return
+		}
+	}
+	p.deliver(e)
+}
+
+func (p *Process) deliver(e Exit) {
 	if p.onExit != nil {
 		p.onExit(e)
 	}

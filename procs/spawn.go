@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -62,6 +63,12 @@ type Spec struct {
 	Foreground bool
 	// ExtraFiles become fd 3, 4, ... in the child.
 	ExtraFiles []*os.File
+	// WaitOutput, when positive, holds back onExit until the Lines
+	// readers have delivered the last line (EOF on every pipe), so that a
+	// program's last words come before the report of its end. A descendant
+	// that keeps a pipe open holds it back no longer than WaitOutput after
+	// the exit.
+	WaitOutput time.Duration
 }
 
 // OutputKind selects what happens to an output stream.
@@ -110,7 +117,8 @@ type Output struct {
 
 // Spawn starts spec in its own process group and registers onExit before
 // any reaping can happen. onExit is called exactly once, from the reaper
-// goroutine, possibly before Spawn returns; it must not block for long
+// goroutine (or, with Spec.WaitOutput, from a goroutine that waits for the
+// output after the exit), possibly before Spawn returns; it must not block for long
 // (forward it to an event loop). Failures to start are *SpawnError.
 func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 	if len(spec.Argv) == 0 {
@@ -219,6 +227,7 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 	}
 	p := &Process{
 		onExit:     onExit,
+		waitOutput: spec.WaitOutput,
 		done:       make(chan struct{}),
 		outputDone: make(chan struct{}),
 		outLeft:    int32(len(streams)),
