@@ -22,9 +22,17 @@ type lineMux struct {
 	streams  map[int]*stream // by read fd; owned by the loop, guarded for add
 	pending  []*stream       // added, not yet registered by the loop
 	toClose  []*Process      // CloseOutput requests
+	flushes  []flushReq      // drain requests of exited processes
+	after    []func()        // flush callbacks due after the current round
 	stopping bool
 	done     chan struct{}
 	batch    func(begin bool) // may be nil
+}
+
+// flushReq asks to read p's pipes empty, then call fn.
+type flushReq struct {
+	p  *Process
+	fn func()
 }
 
 // stream is one pipe's read end and its partial line.
@@ -67,6 +75,21 @@ func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool)) {
 func (m *lineMux) closeOutput(p *Process) {
 	m.mu.Lock()
 	m.toClose = append(m.toClose, p)
+	m.mu.Unlock()
+	m.poke()
+}
+
+// flush asks the loop to read everything p's pipes hold now and deliver
+// it, then to call fn, after the round's lines have gone out (after the
+// batch closes). Called once p has exited, it delivers every line p wrote.
+func (m *lineMux) flush(p *Process, fn func()) {
+	m.mu.Lock()
+	if m.stopping {
+		m.mu.Unlock()
+		fn()
+		return
+	}
+	m.flushes = append(m.flushes, flushReq{p: p, fn: fn})
 	m.mu.Unlock()
 	m.poke()
 }
@@ -121,6 +144,7 @@ func (m *lineMux) loop() {
 		if m.batch != nil {
 			m.batch(false)
 		}
+		m.runAfter()
 		if stop {
 			return
 		}
@@ -131,8 +155,8 @@ func (m *lineMux) loop() {
 // reports whether the loop must stop.
 func (m *lineMux) commands() (stop bool) {
 	m.mu.Lock()
-	pending, toClose, stopping := m.pending, m.toClose, m.stopping
-	m.pending, m.toClose = nil, nil
+	pending, toClose, flushes, stopping := m.pending, m.toClose, m.flushes, m.stopping
+	m.pending, m.toClose, m.flushes = nil, nil, nil
 	m.mu.Unlock()
 	for _, s := range pending {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(s.fd)}
@@ -149,10 +173,49 @@ func (m *lineMux) commands() (stop bool) {
 			}
 		}
 	}
+	for _, f := range flushes {
+		for _, s := range m.streams {
+			if s.proc == f.p {
+				m.drainAll(s)
+			}
+		}
+		m.after = append(m.after, f.fn)
+	}
 	if stopping {
 		m.closeAll()
 	}
 	return stopping
+}
+
+// drainAll reads s until its pipe is empty (or at EOF). A descendant that
+// keeps writing cannot hold it for longer than maxFlushReads reads.
+func (m *lineMux) drainAll(s *stream) {
+	buf := make([]byte, 64<<10)
+	for i := 0; i < maxFlushReads; i++ {
+		n, err := unix.Read(s.fd, buf)
+		switch {
+		case n > 0:
+			s.split(buf[:n])
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			return
+		default:
+			m.finish(s)
+			return
+		}
+	}
+}
+
+// maxFlushReads bounds the reads of one flush (64 MiB of 64 KiB reads).
+const maxFlushReads = 1024
+
+// runAfter calls the flush callbacks of the round that just ended.
+func (m *lineMux) runAfter() {
+	after := m.after
+	m.after = nil
+	for _, fn := range after {
+		fn()
+	}
 }
 
 // drain reads what s has now. Level-triggered epoll reports it again if
@@ -199,6 +262,14 @@ func (m *lineMux) closeAll() {
 	for _, s := range m.streams {
 		m.finish(s)
 	}
+	m.mu.Lock()
+	flushes := m.flushes
+	m.flushes = nil
+	m.mu.Unlock()
+	for _, f := range flushes {
+		m.after = append(m.after, f.fn)
+	}
+	m.runAfter()
 }
 
 // split delivers the complete lines of chunk and keeps the rest in acc.

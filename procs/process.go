@@ -21,8 +21,8 @@ type Process struct {
 	pid     int
 	started time.Time
 	onExit  func(Exit)
-	// waitOutput holds back onExit until the output is read (Spec.WaitOutput).
-	waitOutput time.Duration
+	// drainOutput holds back onExit until the output is read (Spec.DrainOutput).
+	drainOutput bool
 
 	mu       sync.Mutex // guards osp and finished
 	osp      *os.Process
@@ -107,21 +107,13 @@ func (p *Process) finish(e Exit) {
 	osp := p.osp
 	p.mu.Unlock()
 	osp.Release() // closes the pidfd; the pid is kept in p.pid
-	if p.waitOutput > 0 {
+	if p.drainOutput && p.mux != nil {
 		select {
 		case <-p.outputDone:
 		default:
-			// The readers may still hold the last lines: deliver the exit
-			// after them, or after waitOutput at the latest.
-			go func() {
-				t := time.NewTimer(p.waitOutput)
-				defer t.Stop()
-				select {
-				case <-p.outputDone:
-				case <-t.C:
-				}
-				p.deliver(e)
-			}()
+			// The pipes may still hold the last lines: deliver the exit
+			// after the reader has read and written them.
+			p.mux.flush(p, func() { p.deliver(e) })
 			return
 		}
 	}

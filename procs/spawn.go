@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,12 +62,11 @@ type Spec struct {
 	Foreground bool
 	// ExtraFiles become fd 3, 4, ... in the child.
 	ExtraFiles []*os.File
-	// WaitOutput, when positive, holds back onExit until the Lines
-	// readers have delivered the last line (EOF on every pipe), so that a
-	// program's last words come before the report of its end. A descendant
-	// that keeps a pipe open holds it back no longer than WaitOutput after
-	// the exit.
-	WaitOutput time.Duration
+	// DrainOutput holds back onExit until the Lines reader has read the
+	// pipes empty after the exit and delivered those lines, so that a
+	// program's last words come before the report of its end. A
+	// descendant that keeps a pipe open does not hold it back.
+	DrainOutput bool
 }
 
 // OutputKind selects what happens to an output stream.
@@ -117,8 +115,8 @@ type Output struct {
 
 // Spawn starts spec in its own process group and registers onExit before
 // any reaping can happen. onExit is called exactly once, from the reaper
-// goroutine (or, with Spec.WaitOutput, from a goroutine that waits for the
-// output after the exit), possibly before Spawn returns; it must not block for long
+// goroutine (or, with Spec.DrainOutput, from the output reader's goroutine
+// once it has read the pipes), possibly before Spawn returns; it must not block for long
 // (forward it to an event loop). Failures to start are *SpawnError.
 func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 	if len(spec.Argv) == 0 {
@@ -226,11 +224,11 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: cred, Foreground: foreground, Ctty: 0},
 	}
 	p := &Process{
-		onExit:     onExit,
-		waitOutput: spec.WaitOutput,
-		done:       make(chan struct{}),
-		outputDone: make(chan struct{}),
-		outLeft:    int32(len(streams)),
+		onExit:      onExit,
+		drainOutput: spec.DrainOutput,
+		done:        make(chan struct{}),
+		outputDone:  make(chan struct{}),
+		outLeft:     int32(len(streams)),
 	}
 	p.mux = r.lines
 
@@ -245,6 +243,11 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		p.osp = osp
 		p.started = r.clock.Now()
 		r.procs[p.pid] = p
+		// Before the reaper can see the exit, so that a drain asked for
+		// at the exit finds the streams.
+		for _, s := range streams {
+			r.lines.add(s.fd, p, s.onLine)
+		}
 	}
 	r.mu.Unlock()
 	if err != nil {
@@ -253,9 +256,6 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 
 	if len(streams) == 0 {
 		close(p.outputDone)
-	}
-	for _, s := range streams {
-		r.lines.add(s.fd, p, s.onLine)
 	}
 	return p, nil
 }

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/supervise/supervise/control"
@@ -72,6 +73,9 @@ func (r request) answer(resp control.Response) { r.reply <- answer{resp: resp} }
 type stopFor struct {
 	name string
 	done chan struct{}
+	// signal, when set, replaces the program's stop_signal: in
+	// single-command mode the command gets the signal the supervisor got.
+	signal syscall.Signal
 }
 
 // killAll: SIGKILL every program's process group (teardown budget spent).

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -48,10 +47,6 @@ type attacher func(s *Supervisor, p *program, r *run, env *[]string) (attachment
 // attachers are the kinds of attachments, in the order they are prepared.
 var attachers = []attacher{attachNotify, attachWatchdog}
 
-// outputGrace bounds how long the end of a run waits for the last lines
-// of its output, when a descendant keeps the pipe open.
-const outputGrace = 100 * time.Millisecond
-
 // spawn starts the process of a new run, as p's machine asked.
 func (s *Supervisor) spawn(p *program, a lifecycle.Spawn) {
 	cfg := p.cfg()
@@ -81,7 +76,7 @@ func (s *Supervisor) spawn(p *program, a lifecycle.Spawn) {
 		Stdout: s.output(p.name, "stdout", cfg.Stdout, r.limiter),
 		Stderr: s.output(p.name, "stderr", cfg.Stderr, r.limiter),
 		// A program's last lines come before the report of its end.
-		WaitOutput: outputGrace,
+		DrainOutput: true,
 	}
 	if s.opts.SingleCommand && p.name == conf.MainProgram {
 		// Like tini: the one command keeps the terminal, if there is one.

@@ -30,7 +30,9 @@ import (
 	"github.com/supervise/supervise/control"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/lifecycle"
+	"github.com/supervise/supervise/supervisor/shutdown"
 	"github.com/supervise/supervise/systemd"
+	"github.com/supervise/supervise/watch/heartbeat"
 	"github.com/supervise/supervise/watch/watchdog"
 )
 
@@ -109,11 +111,21 @@ type Supervisor struct {
 	debounce   clock.Timer
 	debSeq     uint64
 	beatTimer  clock.Timer
+	beatWriter *heartbeat.Writer
 	sdTimer    clock.Timer
 	teardownCh chan struct{} // closed to force the teardown to its end
-	orphans    chan struct{}
-	started    time.Time
-	refusals   refusals
+	teardown   *shutdown.Manager
+	// aliveAtKill names the programs still running when the teardown
+	// resorted to SIGKILL.
+	aliveAtKill map[string]bool
+	// singleSignal is the signal that began the teardown in single-command
+	// mode, which the command gets instead of its stop_signal.
+	singleSignal syscall.Signal
+	lastSignal   syscall.Signal // the last signal received, and when,
+	lastSignalAt time.Time      // to coalesce duplicates
+	orphans      chan struct{}
+	started      time.Time
+	refusals     refusals
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
 }
@@ -220,10 +232,16 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 				}
 			}
 		}()
-		s.stopLoop = append(s.stopLoop, func() { signal.Stop(ch); close(stop); <-done })
+		// The handlers stay installed after Run: the process is about to
+		// exit, and a late duplicate of the signal that ended the run
+		// (a terminal's Ctrl-C reaches the whole group) must not kill it
+		// with a different exit code. Signals then go unread and dropped.
+		s.stopLoop = append(s.stopLoop, func() { close(stop); <-done })
 	}
 
 	s.applyInitial()
+	// The first beat counts the programs just started.
+	s.scheduleSelfBeat(true)
 	// Start-up garbage (configuration, environments, spawn buffers) is
 	// never needed again: give its pages back now rather than keep them
 	// resident for the supervisor's whole life.
@@ -312,7 +330,6 @@ func (s *Supervisor) setup() error {
 			return err
 		}
 	}
-	s.scheduleSelfBeat(true)
 	s.scheduleSDWatchdog()
 	return nil
 }
@@ -401,8 +418,9 @@ func (s *Supervisor) handle(ev event) {
 			return
 		}
 		s.wait(p, ev.done)
-		s.step(p, lifecycle.Stop{Intent: lifecycle.IntentTeardown})
+		s.step(p, lifecycle.Stop{Intent: lifecycle.IntentTeardown, Signal: ev.signal})
 	case killAll:
+		s.noteAliveAtKill()
 		for _, p := range s.progs {
 			if p.run != nil {
 				p.run.proc.SignalGroup(syscall.SIGKILL)
@@ -431,30 +449,45 @@ func (s *Supervisor) handle(ev event) {
 	}
 }
 
+// duplicateSignalWindow is how close together two deliveries of one
+// signal count as one: `timeout -s INT` signals the process and then its
+// group, and a terminal's Ctrl-C reaches every process of the group.
+const duplicateSignalWindow = 100 * time.Millisecond
+
 func (s *Supervisor) onSignal(sig os.Signal) {
 	ssig, _ := sig.(syscall.Signal)
+	now := s.clk.Now()
+	if ssig == s.lastSignal && now.Sub(s.lastSignalAt) < duplicateSignalWindow {
+		s.log.Debug("ignoring a duplicate signal", zap.String("signal", conf.SignalName(ssig)))
+		return
+	}
+	s.lastSignal, s.lastSignalAt = ssig, now
+	terminate := ssig == syscall.SIGTERM || ssig == syscall.SIGINT
 	if s.opts.SingleCommand {
-		// tini-like: the command decides what a signal means; its exit ends the run.
-		if p := s.progs["main"]; p != nil && p.run != nil {
+		// tini-like: the command gets the signal. SIGTERM and SIGINT also
+		// begin the teardown, so a command that ignores them is killed
+		// after its stop_timeout, like any program.
+		main := s.progs[conf.MainProgram]
+		switch {
+		case terminate && s.shutting:
+			s.forceTeardown("second " + conf.SignalName(ssig))
+		case terminate:
+			s.singleSignal = ssig
+			s.beginTeardown("signal "+conf.SignalName(ssig), 128+int(ssig))
+		case main != nil && main.run != nil:
 			s.log.Debug("forwarding signal", zap.String("signal", conf.SignalName(ssig)))
-			if err := p.run.proc.Signal(ssig); err != nil {
+			if err := main.run.proc.Signal(ssig); err != nil {
 				s.log.Debug("forward signal", zap.Error(err))
 			}
-			return
-		}
-		if ssig == syscall.SIGTERM || ssig == syscall.SIGINT {
-			s.beginTeardown("signal "+conf.SignalName(ssig), 128+int(ssig))
 		}
 		return
 	}
-	switch ssig {
-	case syscall.SIGTERM, syscall.SIGINT:
-		if s.shutting {
-			s.forceTeardown("second " + conf.SignalName(ssig))
-			return
-		}
+	switch {
+	case terminate && s.shutting:
+		s.forceTeardown("second " + conf.SignalName(ssig))
+	case terminate:
 		s.beginTeardown("signal "+conf.SignalName(ssig), 0)
-	case syscall.SIGHUP:
+	case ssig == syscall.SIGHUP:
 		s.reload("SIGHUP", nil)
 	default:
 		s.log.Info("ignoring signal", zap.String("signal", conf.SignalName(ssig)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,17 +79,10 @@ func (s *Supervisor) beginTeardown(reason string, code int) {
 		steps = next
 	}
 	deadline := s.clk.Now().Add(budget)
+	s.teardown = sd
+	sd.Trigger(reason)
 	go func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-force:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		res := sd.Run(ctx)
+		res := sd.Wait(context.Background())
 		if res.TimedOut || res.Forced {
 			s.box.push(killAll{})
 		}
@@ -117,14 +111,48 @@ func (s *Supervisor) forceTeardown(why string) {
 	default:
 	}
 	s.log.Warn("teardown forced", zap.String("by", why))
+	s.noteAliveAtKill()
 	close(s.teardownCh)
+	s.teardown.Force()
 }
 
 func (s *Supervisor) finishTeardown(res shutdown.Result) {
+	// An exit already reaped may not have reached the loop yet (the sweep
+	// can see no child left before the reaper has handed the status on):
+	// take it now, so the exit code and the unfinished list know of it.
+	for _, name := range s.order {
+		if p := s.progs[name]; p != nil && p.run != nil {
+			if e, ok := p.run.proc.Exit(); ok {
+				s.onExit(p, e)
+			}
+		}
+	}
+	// A forced run ends without waiting for its steps, so a program that
+	// had stopped by then may still be listed: name only the programs that
+	// were still running when the kill came.
+	unfinished := res.Unfinished[:0]
+	for _, step := range res.Unfinished {
+		if name, ok := strings.CutPrefix(step, "program "); ok && s.aliveAtKill != nil && !s.aliveAtKill[name] {
+			continue
+		}
+		unfinished = append(unfinished, step)
+	}
+	res.Unfinished = unfinished
+	commandCode := -1
+	if s.opts.SingleCommand {
+		// Like tini: the command's own code, 128+N when a signal ended it,
+		// even when the teardown had to kill it.
+		if p := s.progs[conf.MainProgram]; p != nil && p.m.Last() != nil && !p.m.Alive() {
+			commandCode = p.m.Last().Code
+		}
+	}
 	if res.TimedOut || res.Forced {
 		s.exitCode = s.cfg.Supervisor.ForceExitCode
 		s.log.Error("teardown did not finish in time", zap.Strings("unfinished", res.Unfinished),
 			zap.Duration("shutdown_timeout", s.cfg.Supervisor.ShutdownTimeout), zap.Bool("forced", res.Forced))
+	}
+	if commandCode >= 0 {
+		s.exitCode = commandCode
 	}
 	for name, err := range res.Errors {
 		s.log.Warn("teardown step failed", zap.String("step", name), zap.Error(err))
@@ -157,7 +185,7 @@ func (s *Supervisor) teardownSteps() ([]shutdown.Step, error) {
 			Fn: func(ctx context.Context) error {
 				s.log.Debug("teardown: stopping", zap.String("program", name))
 				done := make(chan struct{})
-				s.box.push(stopFor{name: name, done: done})
+				s.box.push(stopFor{name: name, done: done, signal: s.singleSignal})
 				select {
 				case <-done:
 					return nil
@@ -252,14 +280,14 @@ func (s *Supervisor) sweep(deadline time.Time, force <-chan struct{}, killNow bo
 			for _, pid := range kids {
 				killTree(pid, syscall.SIGKILL)
 			}
-			killed, killAt = true, time.Now()
+			killed, killAt = true, s.clk.Now()
 		case !termSent:
 			s.log.Info("terminating remaining processes", zap.Ints("pids", kids))
 			for _, pid := range kids {
 				killTree(pid, syscall.SIGTERM)
 			}
 			termSent = true
-		case killed && time.Since(killAt) > 2*time.Second:
+		case killed && s.clk.Since(killAt) > 2*time.Second:
 			s.log.Error("processes survive SIGKILL", zap.Ints("pids", kids))
 			return killed
 		case killed:
@@ -273,17 +301,20 @@ func (s *Supervisor) sweep(deadline time.Time, force <-chan struct{}, killNow bo
 		// after a short pause for processes that are not our children yet.
 		wait := 20 * time.Millisecond
 		if !killed {
-			if left := time.Until(deadline); left < wait && left > 0 {
+			if left := deadline.Sub(s.clk.Now()); left < wait && left > 0 {
 				wait = left
 			}
 		}
+		pause := make(chan struct{})
+		t := s.clk.AfterFunc(wait, func() { close(pause) })
 		select {
 		case <-s.orphans:
 		case <-force:
 			force = nil
 			killNow = true
-		case <-time.After(wait):
+		case <-pause:
 		}
+		t.Stop()
 	}
 	return killed
 }
@@ -294,4 +325,18 @@ func killTree(pid int, sig syscall.Signal) {
 		syscall.Kill(-pid, sig)
 	}
 	syscall.Kill(pid, sig)
+}
+
+// noteAliveAtKill records, once, which programs still run when the
+// teardown resorts to SIGKILL: they are its unfinished steps.
+func (s *Supervisor) noteAliveAtKill() {
+	if s.aliveAtKill != nil {
+		return
+	}
+	s.aliveAtKill = map[string]bool{}
+	for name, p := range s.progs {
+		if p.m.Alive() {
+			s.aliveAtKill[name] = true
+		}
+	}
 }

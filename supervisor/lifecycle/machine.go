@@ -114,7 +114,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	case Unhealthy:
 		m.unhealthy(ev)
 	case Stop:
-		m.stop(ev.Intent)
+		m.stop(ev.Intent, ev.Signal)
 	case Reconfigure:
 		m.reconfigure(ev.Config)
 	case Reset:
@@ -446,7 +446,7 @@ func (m *Machine) unhealthy(ev Unhealthy) {
 	switch ev.Action {
 	case conf.WatchdogLog:
 	case conf.WatchdogStop:
-		m.stopRun(IntentHealthStop, ev.Source+" failed: stopping")
+		m.stopRun(IntentHealthStop, 0, ev.Source+" failed: stopping")
 	default:
 		m.kill(ev.Source + " failed")
 	}
@@ -459,15 +459,19 @@ func (m *Machine) kill(why string) {
 	m.do(SignalGroup{Signal: syscall.SIGKILL})
 }
 
-// stopRun sends the stop signal and arms the stop timeout.
-func (m *Machine) stopRun(in Intent, why string) {
+// stopRun sends the stop signal (sig, else stop_signal) and arms the stop
+// timeout.
+func (m *Machine) stopRun(in Intent, sig syscall.Signal, why string) {
+	if sig == 0 {
+		sig = m.cfg.StopSignal
+	}
 	m.intent, m.failReason = in, ""
 	m.to(Stopping, why)
-	m.do(SignalGroup{Signal: m.cfg.StopSignal})
+	m.do(SignalGroup{Signal: sig})
 	m.do(SetTimer{Kind: TimerStopKill, After: m.cfg.StopTimeout})
 }
 
-func (m *Machine) stop(in Intent) {
+func (m *Machine) stop(in Intent, sig syscall.Signal) {
 	if !m.alive() {
 		m.do(CancelTimer{Kind: TimerBackoff})
 		m.do(CancelTimer{Kind: TimerHalfOpen})
@@ -509,7 +513,7 @@ func (m *Machine) stop(in Intent) {
 		}
 		return
 	}
-	m.stopRun(in, "stop requested ("+in.String()+")")
+	m.stopRun(in, sig, "stop requested ("+in.String()+")")
 }
 
 func (m *Machine) reconfigure(cfg *conf.Program) {
@@ -526,7 +530,7 @@ func (m *Machine) reconfigure(cfg *conf.Program) {
 	}
 	m.pending = cfg
 	if m.alive() {
-		m.stop(IntentReplace)
+		m.stop(IntentReplace, 0)
 		return
 	}
 	wasStopped := m.state == Stopped || m.state == Exited

@@ -160,7 +160,11 @@ type Unhealthy struct {
 
 // Stop asks to end the current run (or cancel a pending restart) with an
 // intent: IntentStop, IntentRestart, IntentRemove or IntentTeardown.
-type Stop struct{ Intent Intent }
+// Signal, when set, is sent instead of the program's stop_signal.
+type Stop struct {
+	Intent Intent
+	Signal syscall.Signal
+}
 
 // Reconfigure gives the program the settings of a reloaded file whose table
 // for it differs (SPEC §7): it restarts with them, or takes them at once
