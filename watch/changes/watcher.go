@@ -62,10 +62,11 @@ var ErrClosed = errors.New("changes: watcher closed")
 type Option func(*Watcher)
 
 // WithErrorHandler sets a function called with problems met while following
-// changes after Add returned (a directory that cannot be watched again, a
-// link loop, a failed read of the inotify queue). It runs on the Watcher's
-// goroutine, must not call Close, and must not block. By default such
-// errors are dropped.
+// changes after AddFile or AddGlob returned (a directory that cannot be
+// watched again, a link loop, a failed read of the inotify queue). It may be
+// called while the Watcher holds its lock, from its goroutine or from
+// AddGlob: it must be safe for concurrent use, must not call the Watcher
+// and must not block. By default such errors are dropped.
 func WithErrorHandler(f func(error)) Option { return func(w *Watcher) { w.onError = f } }
 
 // mask is what every directory watch asks for.
