@@ -13,9 +13,11 @@
 //
 //   - every file descriptor that arrives with a datagram is closed at once, so
 //     systemd-notify's BARRIER=1 handshake returns without waiting;
-//   - datagrams from processes the caller does not accept, oversized or
-//     malformed datagrams are dropped and reported, never delivered, and never
-//     stop the listener;
+//   - datagrams from processes the caller does not accept, oversized,
+//     empty or malformed datagrams are dropped, never delivered, and never
+//     stop the listener; each one, and the descriptors that came with a
+//     delivered message, is reported to the error handler with its cause and
+//     the sender's pid and uid;
 //   - the handlers are called from one goroutine, in arrival order, and never
 //     after Listener.Close returns.
 //

@@ -29,27 +29,48 @@ var (
 	// ErrNotSocket is returned by Listen when the path exists and is not a
 	// socket; Listen never removes such a file.
 	ErrNotSocket = errors.New("systemd: path exists and is not a socket")
+	// ErrFDsRefused reports the file descriptors that came with a message
+	// other than systemd-notify's barrier: the message is delivered, the
+	// descriptors are closed (the file descriptor store, FDSTORE=1, is not
+	// supported).
+	ErrFDsRefused = errors.New("systemd: file descriptors refused (FDSTORE is not supported)")
 )
 
 // MaxFDs is the number of file descriptors per datagram the listener has room
 // for. A datagram with more is dropped (the kernel closes the excess).
 const MaxFDs = 64
 
-// DropError describes a datagram the listener dropped. It is passed to the
-// handler set with WithErrorHandler.
+// DropError describes input the listener refused: a datagram it dropped,
+// or (Err is ErrFDsRefused) the file descriptors of a message it delivered.
+// It is passed to the handler set with WithErrorHandler.
 type DropError struct {
 	// Socket is the listener's path.
 	Socket string
-	// PID and UID are the sender's credentials, -1 when unknown.
+	// PID and UID are the sender's credentials, -1 when unknown. PID is 0
+	// for a sender in another PID namespace.
 	PID, UID int
+	// FDs is the number of file descriptors that came with the datagram;
+	// the listener has closed them.
+	FDs int
 	// Err says why: ErrNotAccepted, ErrNoCredentials, ErrControlTruncated,
-	// or an error from ParseMessage.
+	// ErrFDsRefused, or an error from ParseMessage (ErrMessageTooLarge,
+	// ErrEmptyMessage, ErrMalformed) that describes the content.
 	Err error
 }
 
-// Error says which datagram was dropped and why.
+// Error says what was refused, from whom and why.
 func (e *DropError) Error() string {
-	return fmt.Sprintf("systemd: notify socket %s: dropped datagram from pid %d uid %d: %v", e.Socket, e.PID, e.UID, e.Err)
+	from := fmt.Sprintf("pid %d uid %d", e.PID, e.UID)
+	if e.PID == 0 {
+		from = fmt.Sprintf("pid 0 (another PID namespace) uid %d", e.UID)
+	}
+	if errors.Is(e.Err, ErrFDsRefused) {
+		return fmt.Sprintf("systemd: notify socket %s: closed %d file descriptors sent by %s: %v", e.Socket, e.FDs, from, e.Err)
+	}
+	if e.FDs > 0 {
+		from += fmt.Sprintf(" (with %d file descriptors)", e.FDs)
+	}
+	return fmt.Sprintf("systemd: notify socket %s: dropped datagram from %s: %v", e.Socket, from, e.Err)
 }
 
 // Unwrap returns e.Err.
@@ -62,9 +83,13 @@ type listenConfig struct {
 	onError func(error)
 }
 
-// WithErrorHandler sets a function called with every dropped datagram (a
-// *DropError) and with receive errors. It runs on the listener's goroutine
-// and must not call Close.
+// WithErrorHandler sets a function called with every refused input (a
+// *DropError: a datagram from a sender not accepted, without credentials,
+// too large, malformed or empty, with more descriptors than MaxFDs, and the
+// descriptors sent with a delivered message) and with receive errors. It
+// is called once per datagram, with no rate limit: a caller that logs
+// should limit by source (DropError.PID and UID). It runs on the
+// listener's goroutine and must not call Close.
 func WithErrorHandler(f func(error)) ListenOption {
 	return func(c *listenConfig) { c.onError = f }
 }
@@ -283,7 +308,9 @@ func (l *Listener) run() {
 		var n, oobn, flags int
 		var rerr error
 		err := l.rc.Read(func(fd uintptr) bool {
-			n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+			// With MSG_TRUNC, n is the datagram's real length even when
+			// it did not fit.
+			n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 			return rerr != unix.EAGAIN
 		})
 		if err != nil {
@@ -297,18 +324,18 @@ func (l *Listener) run() {
 		case rerr != nil:
 			l.report(fmt.Errorf("systemd: notify socket %s: receive: %w", l.path, rerr))
 		default:
-			l.handle(buf[:n], oob[:oobn], flags)
+			l.handle(buf[:min(n, len(buf))], n, oob[:oobn], flags)
 		}
 	}
 }
 
-// handle attributes, parses and delivers one datagram, then closes the
-// descriptors that came with it.
-func (l *Listener) handle(data, oob []byte, flags int) {
+// handle attributes, parses and delivers one datagram of size bytes (data
+// is its start), then closes the descriptors that came with it.
+func (l *Listener) handle(data []byte, size int, oob []byte, flags int) {
 	fds, cred, cerr := parseControl(oob)
 	defer closeAll(fds)
 	drop := func(err error) {
-		e := &DropError{Socket: l.path, PID: -1, UID: -1, Err: err}
+		e := &DropError{Socket: l.path, PID: -1, UID: -1, FDs: len(fds), Err: err}
 		if cred != nil {
 			e.PID, e.UID = int(cred.Pid), int(cred.Uid)
 		}
@@ -327,8 +354,8 @@ func (l *Listener) handle(data, oob []byte, flags int) {
 	case l.accept != nil && !l.accept(int(cred.Pid)):
 		drop(ErrNotAccepted)
 		return
-	case flags&unix.MSG_TRUNC != 0 || len(data) > MaxMessageSize:
-		drop(fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, MaxMessageSize))
+	case flags&unix.MSG_TRUNC != 0 || size > MaxMessageSize:
+		drop(fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, size, MaxMessageSize))
 		return
 	}
 	m, err := ParseMessage(data)
@@ -341,6 +368,9 @@ func (l *Listener) handle(data, oob []byte, flags int) {
 	}
 	m.PID, m.UID, m.FDs = int(cred.Pid), int(cred.Uid), len(fds)
 	l.onMessage(m)
+	if len(fds) > 0 {
+		drop(ErrFDsRefused)
+	}
 }
 
 // parseControl extracts the credentials and every descriptor from oob. It

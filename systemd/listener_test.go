@@ -163,6 +163,11 @@ func TestFDsClosed(t *testing.T) {
 			if m := c.next(t); !m.Ready || m.FDs != 1 {
 				t.Errorf("got %+v", m)
 			}
+			// The message is delivered; its descriptor is refused, and
+			// that is reported.
+			if de := wantDrop(t, c.nextErr(t), ErrFDsRefused); de.FDs != 1 || de.PID != os.Getpid() {
+				t.Errorf("descriptors refused: %+v", de)
+			}
 		}},
 		{"garbage", "\x00\xff", func(t *testing.T) { wantDrop(t, c.nextErr(t), ErrMalformed) }},
 		{"refused", "READY=1", func(t *testing.T) { wantDrop(t, c.nextErr(t), ErrNotAccepted) }},
@@ -496,6 +501,21 @@ func TestDropErrorText(t *testing.T) {
 	if !errors.Is(err, ErrNotAccepted) {
 		t.Error("DropError does not unwrap to its cause")
 	}
+	for _, tc := range []struct {
+		err  *DropError
+		want string
+	}{
+		{&DropError{Socket: "/run/x.sock", PID: 0, UID: 1000, Err: ErrNotAccepted},
+			"systemd: notify socket /run/x.sock: dropped datagram from pid 0 (another PID namespace) uid 1000: systemd: sender not accepted"},
+		{&DropError{Socket: "/run/x.sock", PID: 7, UID: 0, FDs: 2, Err: ErrNotAccepted},
+			"systemd: notify socket /run/x.sock: dropped datagram from pid 7 uid 0 (with 2 file descriptors): systemd: sender not accepted"},
+		{&DropError{Socket: "/run/x.sock", PID: 7, UID: 0, FDs: 2, Err: ErrFDsRefused},
+			"systemd: notify socket /run/x.sock: closed 2 file descriptors sent by pid 7 uid 0: systemd: file descriptors refused (FDSTORE is not supported)"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("got %q\nwant %q", got, tc.want)
+		}
+	}
 }
 
 func TestListenGroupOnly(t *testing.T) {
@@ -515,5 +535,78 @@ func TestListenGroupOnly(t *testing.T) {
 	st := fi.Sys().(*syscall.Stat_t)
 	if int(st.Uid) != os.Geteuid() || st.Gid != nogroup || fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket owner %d:%d mode %v, want %d:%d 0660", st.Uid, st.Gid, fi.Mode().Perm(), os.Geteuid(), nogroup)
+	}
+}
+
+// TestEveryRefusalReported sends each kind of input the listener refuses
+// and checks that each is reported once, with its cause, the sender's pid
+// and uid, and the socket, and that nothing refused is delivered.
+func TestEveryRefusalReported(t *testing.T) {
+	var refuse atomic.Bool
+	l, c := listen(t, func(int) bool { return !refuse.Load() })
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	send := func(data []byte, nfds int) {
+		t.Helper()
+		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(s)
+		unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
+		var oob []byte
+		if nfds > 0 {
+			fds := make([]int, nfds)
+			for i := range fds {
+				fds[i] = int(devNull.Fd())
+			}
+			oob = unix.UnixRights(fds...)
+		}
+		if err := unix.Sendmsg(s, data, oob, &unix.SockaddrUnix{Name: l.Path()}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name    string
+		data    []byte
+		fds     int
+		refuse  bool
+		cause   error
+		says    string
+		deliver bool
+	}{
+		{"stranger", []byte("READY=1"), 0, true, ErrNotAccepted, "sender not accepted", false},
+		{"stranger with descriptors", []byte("READY=1"), 2, true, ErrNotAccepted, "(with 2 file descriptors)", false},
+		{"garbage", []byte("\xff\xfe not notify"), 0, false, ErrMalformed, "not valid UTF-8", false},
+		{"no assignment", []byte("READY"), 0, false, ErrMalformed, `line 1: missing "="`, false},
+		{"empty", nil, 0, false, ErrEmptyMessage, "empty", false},
+		{"too large", bytes.Repeat([]byte("X=1\n"), 2500), 0, false, ErrMessageTooLarge, "10000 bytes, limit 4096", false},
+		{"too many descriptors", []byte("READY=1"), MaxFDs + 1, false, ErrControlTruncated, "truncated", false},
+		{"descriptors with a message", []byte("STATUS=fds"), 3, false, ErrFDsRefused, "closed 3 file descriptors sent by", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			refuse.Store(tc.refuse)
+			send(tc.data, tc.fds)
+			if tc.deliver {
+				if m := c.next(t); m.Status != "fds" || m.FDs != tc.fds {
+					t.Errorf("delivered %+v", m)
+				}
+			}
+			err := c.nextErr(t)
+			de := wantDrop(t, err, tc.cause)
+			if de.PID != os.Getpid() || de.UID != os.Getuid() || de.Socket != l.Path() {
+				t.Errorf("reported pid %d uid %d socket %s, want %d %d %s", de.PID, de.UID, de.Socket, os.Getpid(), os.Getuid(), l.Path())
+			}
+			for _, want := range []string{tc.says, l.Path(), fmt.Sprintf("pid %d uid %d", os.Getpid(), os.Getuid())} {
+				if !bytes.Contains([]byte(err.Error()), []byte(want)) {
+					t.Errorf("%q does not say %q", err, want)
+				}
+			}
+			c.noMore(t)
+		})
 	}
 }

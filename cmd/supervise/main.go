@@ -11,12 +11,15 @@ import (
 	"io"
 	"os"
 	"runtime"
+
+	"github.com/supervise/supervise/procs"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
 func main() {
+	procs.CloseOnExecFrom(3) // no child inherits what this process inherited (SPEC §9)
 	// One event loop owns all state, so a second P mostly buys runtime
 	// handoffs between threads: with one, a steady heartbeat costs about a
 	// quarter fewer context switches and a restart is slightly quicker,

@@ -31,7 +31,12 @@
 // [Write] replaces the file atomically: a reader that re-opens the file for
 // each read (as [Read] does) sees either the previous complete document or the
 // new one, never a torn or empty one. The file is created with mode 0644 so
-// that other users may read it. [Writer] beats at once and then every
+// that other users may read it, in a directory reached without following
+// another user's symbolic link; [Writer] creates a missing directory the
+// same way. [Read] and [ReadNoFollow] never block on a FIFO or device put in
+// the file's place and never read more than [MaxSize] bytes; ReadNoFollow
+// also refuses a symbolic link, for files that a supervised program
+// controls. [Writer] beats at once and then every
 // interval, driven by an injectable clock, and reports each beat and each
 // failed write through hooks. [IsAlive] decides freshness from the timestamp
 // inside the file, not from the file's modification time.
@@ -44,12 +49,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/supervise/supervise/watch/trustedpath"
 )
 
-// MaxSize is the largest heartbeat file, in bytes, that Read accepts.
+// MaxSize is the largest heartbeat file, in bytes, that Read and
+// ReadNoFollow accept.
 const MaxSize = 1 << 20
 
 // TimeLayout is the layout Write uses for the timestamp: RFC 3339 in UTC with
@@ -172,18 +183,53 @@ func Parse(data []byte) (State, error) {
 // missing file gives an error matching fs.ErrNotExist; an empty file
 // ErrEmpty; a file larger than MaxSize ErrTooLarge; something other than a
 // regular file ErrNotRegular; bad content ErrMalformed. Errors name the path.
+//
+// Read follows symbolic links. It never blocks on a FIFO or a device: the
+// file is opened with O_NONBLOCK and its type is checked on the open
+// descriptor before anything is read. For a file that someone else
+// controls, use ReadNoFollow.
 func Read(path string) (State, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return State{}, fmt.Errorf("heartbeat: read: %w", err)
+	return read(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY)
+}
+
+// ReadNoFollow is Read for a heartbeat file that another user or a
+// supervised program controls: it refuses a symbolic link at the last
+// component of path (an error matching ErrNotRegular that says so, without
+// opening what the link points to), and, as Read, never blocks on a FIFO,
+// device or socket put in the file's place, reads at most MaxSize bytes and
+// refuses anything but a regular file. The type is checked on the open
+// descriptor (O_RDONLY|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC), so a file swapped
+// after a check cannot slip through. It still waits for a slow file
+// system (a stalled network mount), so call it off any loop that must not
+// stall.
+func ReadNoFollow(path string) (State, error) {
+	return read(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NOFOLLOW)
+}
+
+func read(path string, flags int) (State, error) {
+	fd, err := unix.Open(path, flags, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, flags, 0)
 	}
+	if err == unix.ELOOP && flags&unix.O_NOFOLLOW != 0 {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return State{}, fmt.Errorf("heartbeat: read %s: %w (a symbolic link, not followed)", path, ErrNotRegular)
+		}
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("heartbeat: read: %w", &fs.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		return State{}, fmt.Errorf("heartbeat: read: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return State{}, fmt.Errorf("heartbeat: read %s: %w (%s)", path, ErrNotRegular, fi.Mode().Type())
+		return State{}, fmt.Errorf("heartbeat: read %s: %w (%s)", path, ErrNotRegular, typeName(fi.Mode()))
+	}
+	if fi.Size() > MaxSize {
+		return State{}, fmt.Errorf("heartbeat: read %s: %w (%d bytes, limit %d)", path, ErrTooLarge, fi.Size(), MaxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
@@ -199,11 +245,38 @@ func Read(path string) (State, error) {
 	return st, nil
 }
 
+// typeName describes a file type that is not a regular file.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return m.Type().String()
+}
+
 // Write replaces the heartbeat file at path with s, atomically: it writes a
-// temporary file in the same directory, syncs it, closes it, makes it mode
-// 0644, renames it onto path and syncs the directory. A reader never sees a
-// partial document. A zero s.Timestamp is written as the current time. The
-// directory must exist.
+// temporary file in the same directory, syncs it, makes it mode 0644,
+// closes it, renames it onto path and syncs the directory. A reader never
+// sees a partial document. A zero s.Timestamp is written as the current
+// time. The directory must exist (an error matching fs.ErrNotExist
+// otherwise).
+//
+// The directory is opened once, following only symbolic links owned by
+// root or by the effective user (trustedpath.OpenDir; another user's link
+// gives an error matching trustedpath.ErrUntrustedLink), and the temporary
+// file is created, renamed and synced relative to that descriptor, so the
+// file cannot be written into a directory that another user swapped in
+// meanwhile.
 func Write(path string, s State) (err error) {
 	if s.Timestamp.IsZero() {
 		s.Timestamp = time.Now()
@@ -217,37 +290,51 @@ func Write(path string, s State) (err error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if base == "" {
+		return fmt.Errorf("heartbeat: write %s: no file name", path)
+	}
+	d, err := trustedpath.OpenDir(dir)
 	if err != nil {
 		return fmt.Errorf("heartbeat: write %s: %w", path, err)
 	}
+	defer d.Close()
+	dfd := int(d.Fd())
+	var tmp string
+	var fd int
+	for range 100 {
+		tmp = fmt.Sprintf(".%s.tmp-%d", base, rand.Uint32())
+		fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != unix.EEXIST {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("heartbeat: write %s: create temporary file: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(dir, tmp))
 	defer func() {
 		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			f.Close()
+			unix.Unlinkat(dfd, tmp, 0)
 		}
 	}()
-	if _, err = tmp.Write(data); err != nil {
+	if _, err = f.Write(data); err != nil {
 		return fmt.Errorf("heartbeat: write %s: %w", path, err)
 	}
-	if err = tmp.Sync(); err != nil {
+	if err = f.Sync(); err != nil {
 		return fmt.Errorf("heartbeat: write %s: sync: %w", path, err)
 	}
-	if err = tmp.Close(); err != nil {
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("heartbeat: write %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
 		return fmt.Errorf("heartbeat: write %s: close: %w", path, err)
 	}
-	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("heartbeat: write %s: %w", path, err)
+	if err = unix.Renameat(dfd, tmp, dfd, base); err != nil {
+		return fmt.Errorf("heartbeat: write %s: rename: %w", path, err)
 	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("heartbeat: write %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		serr := d.Sync()
-		d.Close()
-		if serr != nil {
-			return fmt.Errorf("heartbeat: write %s: sync directory: %w", path, serr)
-		}
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("heartbeat: write %s: sync directory: %w", path, err)
 	}
 	return nil
 }

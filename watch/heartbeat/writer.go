@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/supervise/supervise/clock"
+	"github.com/supervise/supervise/watch/trustedpath"
 )
 
 // Writer writes a heartbeat file: once per call to Beat, or at once and then
@@ -65,7 +66,8 @@ func NewWriter(path string, interval time.Duration, opts ...Option) *Writer {
 func (w *Writer) Path() string { return w.path }
 
 // Beat writes one beat now, atomically (see Write), creating the file's
-// directory (mode 0755) if it is missing. On failure it calls the OnError
+// directory (mode 0755) if it is missing, without following another user's
+// symbolic link (trustedpath.MkdirAll). On failure it calls the OnError
 // hook and returns the error; on success it calls the AfterBeat hook. Hooks
 // run in the caller's goroutine, after the write.
 func (w *Writer) Beat() error {
@@ -76,7 +78,7 @@ func (w *Writer) Beat() error {
 	w.mu.Lock()
 	err := Write(w.path, st)
 	if err != nil && isNotExist(err) {
-		if mkErr := os.MkdirAll(filepath.Dir(w.path), 0o755); mkErr == nil {
+		if mkErr := trustedpath.MkdirAll(filepath.Dir(w.path), 0o755); mkErr == nil {
 			err = Write(w.path, st)
 		} else {
 			err = fmt.Errorf("heartbeat: create directory: %w", mkErr)

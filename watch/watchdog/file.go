@@ -12,6 +12,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/supervise/supervise/clock"
+	"github.com/supervise/supervise/watch/trustedpath"
 )
 
 // ErrClosed is returned by FileWatcher methods called after Close.
@@ -46,7 +47,8 @@ const beatOps = fsnotify.Create | fsnotify.Write | fsnotify.Chmod
 // single beat.
 //
 // When a watched directory is removed or renamed away, the FileWatcher logs
-// it, creates the directory again (mode 0755) and watches it anew; if it
+// it, creates the directory again (mode 0755, as Watch does) and watches it
+// anew; if it
 // cannot, it watches the parent directory and resumes when the directory
 // reappears. After that, and after an fsnotify event-queue overflow, it
 // re-reads the modification time of every watched file and counts a change
@@ -133,7 +135,7 @@ func NewFileWatcher(opts ...FileOption) (*FileWatcher, error) {
 	fw := &FileWatcher{
 		clk:   clock.Real(),
 		logf:  func(string, ...any) {},
-		mkdir: os.MkdirAll,
+		mkdir: trustedpath.MkdirAll,
 		kick:  make(chan struct{}, 1),
 		dirs:  make(map[string]*dirState),
 	}
@@ -153,7 +155,10 @@ func NewFileWatcher(opts ...FileOption) (*FileWatcher, error) {
 
 // Watch calls onBeat for every beat of the file at path until the returned
 // cancel function is called. It creates the file's directory (and parents,
-// mode 0755) if missing and adds a watch on it unless one exists. Several
+// mode 0755) if missing, without following a symbolic link owned by a user
+// other than root or the effective user (trustedpath.MkdirAll: such a link
+// is an error matching trustedpath.ErrUntrustedLink), and adds a watch on
+// it unless one exists. Several
 // registrations for one path are allowed; each gets every beat. After
 // cancel returns no new onBeat call begins; cancel is idempotent and never
 // blocks on a running callback.

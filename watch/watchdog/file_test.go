@@ -15,6 +15,8 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/watch/heartbeat"
+	"github.com/supervise/supervise/watch/trustedpath"
+	"golang.org/x/sys/unix"
 )
 
 const eventWait = 5 * time.Second // deadline for a real fsnotify event
@@ -558,5 +560,52 @@ func TestFileWatchdog(t *testing.T) {
 	wd.Close()
 	if s := fw.Stats(); s.Directories != 0 || s.Files != 0 {
 		t.Fatalf("Close left a watch: %+v", s)
+	}
+}
+
+// TestHeartbeatDirectoryNotMadeThroughForeignLink plants another user's
+// symbolic link where a heartbeat directory is to be created, before Watch
+// and after the directory was removed: nothing is made through it.
+func TestHeartbeatDirectoryNotMadeThroughForeignLink(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown a symbolic link")
+	}
+	base := t.TempDir()
+	victim := filepath.Join(base, "victim")
+	if err := os.Mkdir(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plant := func(at string) {
+		t.Helper()
+		if err := os.Symlink(victim, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(at, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fw, logs := newFW(t)
+
+	plant(filepath.Join(base, "run"))
+	_, err := fw.Watch(filepath.Join(base, "run", "app", "hb"), func(Beat) {})
+	if !errors.Is(err, trustedpath.ErrUntrustedLink) || !strings.Contains(err.Error(), "uid 65534") {
+		t.Fatalf("Watch through another user's link: %v", err)
+	}
+
+	// The directory exists and is watched; then it is moved away and the
+	// link put in its place at once (an exchange), before the watcher
+	// can re-create it.
+	dir := filepath.Join(base, "hb")
+	ch, _ := watchChan(t, fw, filepath.Join(dir, "hb"))
+	writeFile(t, filepath.Join(dir, "hb"), "1")
+	waitBeat(t, ch)
+	link := filepath.Join(base, "link")
+	plant(link)
+	if err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, link, unix.RENAME_EXCHANGE); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitFor(t, "uid 65534")
+	if entries, _ := os.ReadDir(victim); len(entries) != 0 {
+		t.Errorf("created through the link: %v", entries)
 	}
 }
