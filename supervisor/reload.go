@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -16,52 +14,40 @@ import (
 	"github.com/supervise/supervise/control"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/systemd"
+	"github.com/supervise/supervise/watch/changes"
 )
 
-// reloadDebounce is how long the config directory must be quiet after an
-// event before the file is re-read: editors write in several steps.
+// reloadDebounce gathers the reports of one save (an editor's save may
+// report a rename and a write) into one re-read. The reports are of
+// complete writes, so it is not what keeps a half-written file out.
 const reloadDebounce = 100 * time.Millisecond
 
-// watchConfig follows edits of the configuration file through its
-// directory (atomic saves, re-created files and symlink swaps included).
+// watchConfig follows edits of the configuration file: complete writes
+// (a file written in place is reported when its writer closes it, never
+// half written), atomic saves, re-created files and symlink swaps.
 func (s *Supervisor) watchConfig(path string) (stop func(), err error) {
-	w, err := fsnotify.NewWatcher()
+	w, err := changes.New(func(c changes.Change) {
+		if c.Op == changes.Removed {
+			// A removed file keeps the running configuration; an editor's
+			// save that removes first reports its new file next.
+			return
+		}
+		s.box.push(configTouched{})
+	}, changes.WithErrorHandler(func(err error) {
+		s.log.Warn("configuration watch", zap.Error(err))
+		s.box.push(configTouched{})
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	if err := w.Add(dir); err != nil {
+	if _, err := w.AddFile(path); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("watch %s: %w", dir, err)
+		return nil, fmt.Errorf("watch %s: %w", path, err)
 	}
-	base := filepath.Base(path)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				name := filepath.Base(ev.Name)
-				if name != base && !strings.HasPrefix(name, "..") {
-					continue
-				}
-				s.box.push(configTouched{})
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				s.log.Warn("configuration watch", zap.Error(err))
-				s.box.push(configTouched{})
-			}
-		}
-	}()
-	return func() { w.Close(); <-done }, nil
+	return func() { w.Close() }, nil
 }
 
-// configTouched: an fsnotify event concerning the configuration file.
+// configTouched: a complete change of the configuration file.
 type configTouched struct{}
 
 func (configTouched) isEvent() {}
