@@ -154,6 +154,7 @@ type Program struct {
 	LogRate          float64 // lines per second; 0 = unlimited
 	LogBurst         int     // token bucket size; 0 = EffectiveLogBurst's default
 	Notify           bool
+	ReadyTimeout     time.Duration // 0 = wait for readiness for ever
 	Breaker          Breaker
 	Watchdog         *Watchdog // nil when no [programs.X.watchdog] table
 }
@@ -207,37 +208,16 @@ const (
 )
 
 func defaultSupervisor() Supervisor {
-	return Supervisor{
-		LogLevel:          LogInfo,
-		LogFormat:         FormatConsole,
-		HeartbeatInterval: DefaultHeartbeatInterval,
-		ShutdownTimeout:   DefaultShutdownTimeout,
-		ForceExitCode:     DefaultForceExitCode,
-		WatchConfig:       true,
-	}
+	var s Supervisor
+	resetAll(s.settings())
+	return s
 }
 
+// defaultProgram returns a program with the built-in defaults.
 func defaultProgram(name string) *Program {
-	return &Program{
-		Name:             name,
-		Environment:      map[string]string{},
-		Autostart:        true,
-		Restart:          RestartOnFailure,
-		SuccessExitCodes: []int{0},
-		MinUptime:        DefaultMinUptime,
-		BackoffInitial:   DefaultBackoffInitial,
-		BackoffMax:       DefaultBackoffMax,
-		StopSignal:       DefaultStopSignal,
-		StopTimeout:      DefaultStopTimeout,
-		StopPriority:     DefaultPriority,
-		Stdout:           Output{Kind: OutputLog},
-		Stderr:           Output{Kind: OutputLog},
-		Breaker: Breaker{
-			MaxFailures:      DefaultMaxFailures,
-			ResetTimeout:     DefaultResetTimeout,
-			HalfOpenMaxCalls: DefaultHalfOpenMaxCalls,
-		},
-	}
+	p := &Program{Name: name}
+	resetAll(p.settings())
+	return p
 }
 
 // Resolve returns the config path: flag if non-empty, else
@@ -354,61 +334,55 @@ func (p *Program) EffectiveLogBurst() int {
 	return max(b, 1)
 }
 
-// Equal reports whether two programs have the same settings, Line ignored.
-// A reload restarts the programs whose settings are not Equal.
+// Diff returns the keys whose values differ between p and q, in the
+// order of the README's reference, dotted for subtables
+// ("watchdog.timeout"); "watchdog" alone when one of them has a watchdog
+// and the other has none. Name and Line are not settings and are not
+// compared. Both programs must be non-nil.
+func (p *Program) Diff(q *Program) []string {
+	return diffSettings("", p.settings(), q.settings(), nil)
+}
+
+// Equal reports whether two programs have the same name and settings, Line
+// ignored: p.Name == q.Name and p.Diff(q) is empty. A reload restarts the
+// programs whose settings are not Equal.
 func (p *Program) Equal(q *Program) bool {
 	if p == nil || q == nil {
 		return p == q
 	}
-	a, b := *p, *q
-	if !slices.Equal(a.Command, b.Command) ||
-		!maps.Equal(a.Environment, b.Environment) ||
-		!slices.Equal(a.DependsOn, b.DependsOn) ||
-		!slices.Equal(a.SuccessExitCodes, b.SuccessExitCodes) {
-		return false
-	}
-	if (a.Watchdog == nil) != (b.Watchdog == nil) ||
-		(a.Watchdog != nil && *a.Watchdog != *b.Watchdog) {
-		return false
-	}
-	a.Line, b.Line = 0, 0
-	a.Command, b.Command = nil, nil
-	a.Environment, b.Environment = nil, nil
-	a.DependsOn, b.DependsOn = nil, nil
-	a.SuccessExitCodes, b.SuccessExitCodes = nil, nil
-	a.Watchdog, b.Watchdog = nil, nil
-	return equalScalars(a, b)
+	return p.Name == q.Name && len(p.Diff(q)) == 0
 }
 
-// equalScalars compares programs whose slice, map and pointer fields have
-// been cleared.
-func equalScalars(a, b Program) bool {
-	type scalars struct {
-		Name             string
-		Directory        string
-		ClearEnvironment bool
-		User, Group      string
-		Autostart        bool
-		Restart          RestartPolicy
-		MinUptime        time.Duration
-		BackoffInitial   time.Duration
-		BackoffMax       time.Duration
-		StopTimeout      time.Duration
-		StopSignal       syscall.Signal
-		StopPriority     int
-		Critical         bool
-		Stdout, Stderr   Output
-		LogRate          float64
-		LogBurst         int
-		Notify           bool
-		Breaker          Breaker
+// NeedsRestart reports whether a change of the program key (as Diff names
+// it) takes a restart of the program to apply: the keys that shape the
+// process when it is spawned (command, directory, environment,
+// clear_environment, user, group, stdout, stderr, notify, the presence of
+// a watchdog and its heartbeat_file and timeout). The others are read when
+// the supervisor acts on the program, so a running program can take them
+// in place. An unknown key needs a restart.
+func NeedsRestart(key string) bool {
+	ss := defaultProgram("").settings()
+	parts := strings.Split(key, ".")
+	for i, name := range parts {
+		s := find(ss, name)
+		if s == nil {
+			return true
+		}
+		if i == len(parts)-1 {
+			return s.meta().restart
+		}
+		sub, ok := s.(*subtable)
+		if !ok {
+			return true
+		}
+		ss = sub.open()
 	}
-	conv := func(p Program) scalars {
-		return scalars{p.Name, p.Directory, p.ClearEnvironment, p.User, p.Group, p.Autostart,
-			p.Restart, p.MinUptime, p.BackoffInitial, p.BackoffMax, p.StopTimeout, p.StopSignal,
-			p.StopPriority, p.Critical, p.Stdout, p.Stderr, p.LogRate, p.LogBurst, p.Notify, p.Breaker}
-	}
-	return conv(a) == conv(b)
+	return true
+}
+
+// Diff returns the [supervisor] keys whose values differ between s and o.
+func (s *Supervisor) Diff(o *Supervisor) []string {
+	return diffSettings("", s.settings(), o.settings(), nil)
 }
 
 // Equal reports whether two teardown steps have the same settings.
@@ -416,8 +390,7 @@ func (t *TeardownStep) Equal(u *TeardownStep) bool {
 	if t == nil || u == nil {
 		return t == u
 	}
-	return t.Name == u.Name && slices.Equal(t.Command, u.Command) &&
-		t.Priority == u.Priority && t.Timeout == u.Timeout
+	return t.Name == u.Name && len(diffSettings("", t.settings(), u.settings(), nil)) == 0
 }
 
 // resolvePath makes p absolute relative to the directory of file (or the
@@ -440,26 +413,19 @@ func resolvePath(file, p string) string {
 }
 
 // Summary returns a one-line description of the program, for `supervise
-// validate`: its name, command and the settings that differ from the
-// built-in defaults most often looked at.
+// validate`: "NAME: COMMAND (PARTS)", where the parts are its restart
+// policy and breaker, and every other setting that differs from the
+// built-in default, in the order of the README's reference
+// ("web: /usr/bin/web (no autostart, restart always, min_uptime 2s,
+// breaker 5/1m)"). Durations are rounded by FormatDuration; environment
+// variables are named without their values.
 func (p *Program) Summary() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s (restart %s", p.Name, strings.Join(p.Command, " "), p.Restart)
-	if !p.Autostart {
-		b.WriteString(", no autostart")
-	}
-	if p.Critical {
-		b.WriteString(", critical")
-	}
-	if len(p.DependsOn) > 0 {
-		fmt.Fprintf(&b, ", depends on %s", strings.Join(p.DependsOn, ", "))
-	}
-	if p.Watchdog != nil {
-		fmt.Fprintf(&b, ", watchdog %v on %s", p.Watchdog.Timeout, p.Watchdog.HeartbeatFile)
-	}
-	if p.Notify {
-		b.WriteString(", notify")
-	}
-	fmt.Fprintf(&b, ", breaker %d/%v)", p.Breaker.MaxFailures, p.Breaker.ResetTimeout)
-	return b.String()
+	return p.Name + ": " + strings.Join(p.Command, " ") + " (" + strings.Join(summaryParts("", p.settings()), ", ") + ")"
+}
+
+// Summary returns a one-line description of the step, for `supervise
+// validate`: "teardown.NAME: COMMAND (priority N, timeout D)".
+func (t *TeardownStep) Summary() string {
+	return fmt.Sprintf("teardown.%s: %s (priority %d, timeout %s)",
+		t.Name, strings.Join(t.Command, " "), t.Priority, FormatDuration(t.Timeout))
 }

@@ -518,14 +518,6 @@ command = ["/bin/b"]`)
 	}
 }
 
-func TestEqualCoversEveryField(t *testing.T) {
-	// A field added to Program must be compared by Equal: count the fields
-	// so this test fails until Equal is updated.
-	if n := reflect.TypeOf(Program{}).NumField(); n != 26 {
-		t.Fatalf("Program has %d fields; update Equal and this count", n)
-	}
-}
-
 func TestTeardownEqual(t *testing.T) {
 	a := &TeardownStep{Name: "x", Command: []string{"a"}, Priority: 1, Timeout: time.Second}
 	b := *a
@@ -599,7 +591,7 @@ func TestSuggest(t *testing.T) {
 		"a":            "",
 	}
 	for in, want := range cases {
-		got := suggest(in, append(slices.Clone(programKeys), supervisorKeys...))
+		got := suggest(in, append(names(defaultProgram("").settings()), names(new(Supervisor).settings())...))
 		if want == "" && got != "" || want != "" && got != ` (did you mean "`+want+`"?)` {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
 		}
@@ -676,8 +668,8 @@ depends_on = ["db"]
 notify = true
 watchdog = { heartbeat_file = "/run/w", timeout = 5 }`)
 	cases := map[string]string{
-		"db":  "db: /bin/db -x (restart on-failure, breaker 5/1m0s)",
-		"web": "web: /bin/sh -c run web (restart on-failure, no autostart, critical, depends on db, watchdog 5s on /run/w, notify, breaker 5/1m0s)",
+		"db":  "db: /bin/db -x (restart on-failure, breaker 5/1m)",
+		"web": "web: /bin/sh -c run web (no autostart, depends on db, restart on-failure, critical, notify, breaker 5/1m, watchdog 5s on /run/w)",
 	}
 	for name, want := range cases {
 		if got := c.Programs[name].Summary(); got != want {
