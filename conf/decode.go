@@ -30,7 +30,9 @@ const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
 
 // Parse decodes and validates a configuration. file is used in error
 // messages and to resolve relative paths. On any problem it returns an
-// ErrorList holding every problem found.
+// ErrorList holding every problem found. A file without a single key or
+// table header (empty, or only whitespace and comments) is refused with
+// ErrEmpty: applied by a reload, it would stop every program.
 func Parse(file string, data []byte) (*Config, error) {
 	var raw map[string]any
 	md, derr := toml.Decode(string(data), &raw)
@@ -42,6 +44,10 @@ func Parse(file string, data []byte) (*Config, error) {
 			e.Msg = "syntax error: " + pe.Message
 		}
 		return nil, ErrorList{e}
+	}
+	if len(md.Keys()) == 0 {
+		return nil, ErrorList{{File: file, Msg: "the file has no settings; an empty configuration would stop " +
+			"every program (write a [supervisor] table to run no programs)", err: ErrEmpty}}
 	}
 	d := newDecoder(file, scanLines(data))
 	cfg := d.config(raw, md.Keys())
