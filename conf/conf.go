@@ -119,6 +119,8 @@ type Config struct {
 
 	// defaults is the raw [defaults] table, kept for AddCommand.
 	defaults map[string]any
+	// lines finds the line of a key, for Warnings (nil for Default).
+	lines *lineIndex
 }
 
 // Supervisor holds the [supervisor] table.

@@ -336,6 +336,7 @@ func (t *table) filePath(key []string, v any) (string, bool) {
 func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 	cfg := Default()
 	cfg.File = d.file
+	cfg.lines = d.lines
 	top := &table{d: d}
 	var programs, teardown map[string]any
 	for _, k := range top.sortedKeys(raw) {
