@@ -20,6 +20,17 @@
 //   - stdout/stderr are "log", "inherit", "null", or a file path, which must
 //     contain a "/" ("./web.log"), so a misspelt keyword is an error rather
 //     than a file name.
+//   - A file with no settings at all (empty, or only whitespace and
+//     comments) is refused: applied by a reload it would stop every program.
+//     A [supervisor] table alone is a valid file with no programs.
+//
+// Each key is declared once (keys.go) with its TOML name, type, default,
+// check, doc line and whether a change restarts the program; decoding,
+// the "did you mean" suggestions, Program.Diff and Equal, NeedsRestart,
+// Summary and the README's key reference are all derived from those
+// declarations. Warnings reports what would fail at a start on this
+// machine (a missing binary, directory, user or group) without making the
+// file invalid.
 package conf
 
 import (
@@ -211,14 +222,14 @@ const (
 
 func defaultSupervisor() Supervisor {
 	var s Supervisor
-	resetAll(s.settings())
+	supervisorKeys.reset(&s)
 	return s
 }
 
 // defaultProgram returns a program with the built-in defaults.
 func defaultProgram(name string) *Program {
 	p := &Program{Name: name}
-	resetAll(p.settings())
+	programKeys.reset(p)
 	return p
 }
 
@@ -342,12 +353,13 @@ func (p *Program) EffectiveLogBurst() int {
 // and the other has none. Name and Line are not settings and are not
 // compared. Both programs must be non-nil.
 func (p *Program) Diff(q *Program) []string {
-	return diffSettings("", p.settings(), q.settings(), nil)
+	return programKeys.diff("", p, q, nil)
 }
 
 // Equal reports whether two programs have the same name and settings, Line
-// ignored: p.Name == q.Name and p.Diff(q) is empty. A reload restarts the
-// programs whose settings are not Equal.
+// ignored: p.Name == q.Name and p.Diff(q) is empty. A reload leaves Equal
+// programs alone; Diff and NeedsRestart tell which of the others' changes
+// need a restart.
 func (p *Program) Equal(q *Program) bool {
 	if p == nil || q == nil {
 		return p == q
@@ -356,35 +368,37 @@ func (p *Program) Equal(q *Program) bool {
 }
 
 // NeedsRestart reports whether a change of the program key (as Diff names
-// it) takes a restart of the program to apply: the keys that shape the
-// process when it is spawned (command, directory, environment,
-// clear_environment, user, group, stdout, stderr, notify, the presence of
-// a watchdog and its heartbeat_file and timeout). The others are read when
-// the supervisor acts on the program, so a running program can take them
-// in place. An unknown key needs a restart.
+// it, "watchdog.timeout") takes a restart of the program to apply. Those
+// keys shape the process as it is spawned: its argv, directory,
+// environment, credentials, output descriptors, notify socket and
+// WATCHDOG_USEC. The others are read when the supervisor acts on the
+// program (stops it, judges an exit, schedules a restart, limits its log
+// lines, waits for readiness), so a running program can take them in
+// place. The README's key reference lists the choice per key ("On
+// reload"). An unknown key needs a restart.
 func NeedsRestart(key string) bool {
-	ss := defaultProgram("").settings()
-	parts := strings.Split(key, ".")
-	for i, name := range parts {
-		s := find(ss, name)
-		if s == nil {
-			return true
-		}
-		if i == len(parts)-1 {
-			return s.meta().restart
-		}
-		sub, ok := s.(*subtable)
-		if !ok {
-			return true
-		}
-		ss = sub.open()
-	}
-	return true
+	restart, known := programRestarts[key]
+	return restart || !known
 }
+
+// programRestarts maps every program key, dotted for subtables, to whether
+// its change restarts the program.
+var programRestarts = func() map[string]bool {
+	m := map[string]bool{}
+	var add func(prefix string, refs []refInfo)
+	add = func(prefix string, refs []refInfo) {
+		for _, r := range refs {
+			m[prefix+r.name] = r.restart
+			add(prefix+r.name+".", r.keys)
+		}
+	}
+	add("", programKeys.refs())
+	return m
+}()
 
 // Diff returns the [supervisor] keys whose values differ between s and o.
 func (s *Supervisor) Diff(o *Supervisor) []string {
-	return diffSettings("", s.settings(), o.settings(), nil)
+	return supervisorKeys.diff("", s, o, nil)
 }
 
 // Equal reports whether two teardown steps have the same settings.
@@ -392,7 +406,7 @@ func (t *TeardownStep) Equal(u *TeardownStep) bool {
 	if t == nil || u == nil {
 		return t == u
 	}
-	return t.Name == u.Name && len(diffSettings("", t.settings(), u.settings(), nil)) == 0
+	return t.Name == u.Name && len(teardownKeys.diff("", t, u, nil)) == 0
 }
 
 // resolvePath makes p absolute relative to the directory of file (or the
@@ -422,7 +436,7 @@ func resolvePath(file, p string) string {
 // breaker 5/1m)"). Durations are rounded by FormatDuration; environment
 // variables are named without their values.
 func (p *Program) Summary() string {
-	return p.Name + ": " + strings.Join(p.Command, " ") + " (" + strings.Join(summaryParts("", p.settings()), ", ") + ")"
+	return p.Name + ": " + strings.Join(p.Command, " ") + " (" + strings.Join(programKeys.summary("", p), ", ") + ")"
 }
 
 // Summary returns a one-line description of the step, for `supervise

@@ -606,7 +606,7 @@ func TestSuggest(t *testing.T) {
 		"a":            "",
 	}
 	for in, want := range cases {
-		got := suggest(in, append(names(defaultProgram("").settings()), names(new(Supervisor).settings())...))
+		got := suggest(in, append(programKeys.names(), supervisorKeys.names()...))
 		if want == "" && got != "" || want != "" && got != ` (did you mean "`+want+`"?)` {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
 		}

@@ -350,7 +350,7 @@ func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 			if m, ok := top.asTable([]string{k}, v); ok {
 				cfg.defaults = m
 				t := &table{d: d, section: "defaults", path: []string{"defaults"}}
-				t.apply(nil, defaultProgram("").settings(), m, nil)
+				programKeys.apply(t, nil, defaultProgram(""), m, nil)
 			}
 		case "programs":
 			programs, _ = top.asTable([]string{k}, v)
@@ -432,7 +432,7 @@ func programOrder(programs map[string]any, keys []toml.Key) []string {
 
 func (d *decoder) supervisor(s *Supervisor, m map[string]any) {
 	t := &table{d: d, section: "supervisor", path: []string{"supervisor"}}
-	t.apply(nil, s.settings(), m, nil)
+	supervisorKeys.apply(t, nil, s, m, nil)
 }
 
 func checkHostPort(s string) error {
@@ -457,13 +457,12 @@ func (d *decoder) buildProgram(name string, defaults, own map[string]any) *Progr
 	p := defaultProgram(name)
 	p.Line = d.lines.line("programs", name)
 	t := &table{d: d, section: "programs." + name, path: []string{"programs", name}}
-	ss := p.settings()
 	w := newWritten()
 	if defaults != nil {
-		(&table{d: d, section: "defaults", path: []string{"defaults"}, quiet: true}).apply(nil, ss, defaults, w)
+		programKeys.apply(&table{d: d, section: "defaults", path: []string{"defaults"}, quiet: true}, nil, p, defaults, w)
 	}
-	t.apply(nil, ss, own, w)
-	t.checkRequired(nil, ss, w)
+	programKeys.apply(t, nil, p, own, w)
+	programKeys.checkRequired(t, nil, p, w)
 	if p.BackoffMax < p.BackoffInitial {
 		t.keyErr([]string{"backoff_max"}, "%v is less than backoff_initial %v", p.BackoffMax, p.BackoffInitial)
 	}
@@ -496,12 +495,11 @@ func (t *table) output(key []string, v any) (Output, bool) {
 
 func (t *table) teardownStep(name string, m map[string]any) *TeardownStep {
 	s := &TeardownStep{Name: name}
-	ss := s.settings()
-	resetAll(ss)
+	teardownKeys.reset(s)
 	before := len(t.d.errs)
 	w := newWritten()
-	t.apply(nil, ss, m, w)
-	t.checkRequired(nil, ss, w)
+	teardownKeys.apply(t, nil, s, m, w)
+	teardownKeys.checkRequired(t, nil, s, w)
 	if len(t.d.errs) > before {
 		return nil
 	}

@@ -19,29 +19,29 @@ const (
 type refTable struct {
 	header  string // "programs.NAME"
 	intro   string
-	keys    []setting
+	keys    []refInfo
 	program bool // program keys: show what a reload does on a change
 }
 
 // referenceTables lists the tables of the file with their keys, program
 // subtables found from the program's declarations.
 func referenceTables() []refTable {
-	p := defaultProgram("")
+	prog := programKeys.refs()
 	tables := []refTable{
-		{header: "supervisor", intro: "The supervisor's own settings.", keys: new(Supervisor).settings()},
-		{header: "programs.NAME", program: true, keys: p.settings(), intro: "One table per program; NAME " +
+		{header: "supervisor", intro: "The supervisor's own settings.", keys: supervisorKeys.refs()},
+		{header: "programs.NAME", program: true, keys: prog, intro: "One table per program; NAME " +
 			"uses letters, digits, `_`, `.` and `-`. Any of these keys, subtables included, may also be set " +
 			"in `[defaults]`, which every program inherits: a program's own value wins, and `environment` " +
 			"merges variable by variable. *On reload* says what a reload that changes the key does to a " +
 			"running program: *restart* it, or apply the value *in place*."},
 	}
-	for _, s := range p.settings() {
-		if sub, ok := s.(*subtable); ok {
-			tables = append(tables, refTable{header: sub.header, program: true, keys: sub.open(),
-				intro: "The keys of `" + s.meta().name + "`, a subtable of each program (or of `[defaults]`): " + s.meta().doc + "."})
+	for _, r := range prog {
+		if r.header != "" {
+			tables = append(tables, refTable{header: r.header, program: true, keys: r.keys,
+				intro: "The keys of `" + r.name + "`, a subtable of each program (or of `[defaults]`): " + r.doc + "."})
 		}
 	}
-	return append(tables, refTable{header: "teardown.NAME", keys: new(TeardownStep).settings(),
+	return append(tables, refTable{header: "teardown.NAME", keys: teardownKeys.refs(),
 		intro: "Extra teardown steps, run as commands during shutdown; NAME must differ from every program's."})
 }
 
@@ -57,30 +57,16 @@ func reference() string {
 		} else {
 			b.WriteString("| Key | Type | Default | Description |\n|---|---|---|---|\n")
 		}
-		for _, s := range tab.keys {
-			m := s.meta()
-			var typ, def string
-			switch s := s.(type) {
-			case leaf:
-				typ, def = s.typeDoc(), s.defaultDoc()
-				if m.defDoc == "" && !m.required {
-					def = "`" + def + "`"
-				}
-			case *subtable:
-				typ, def = "table `["+s.header+"]`", m.defDoc
-				if def == "" {
-					def = "its keys' defaults"
-				}
-			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s |", m.name, typ, def)
+		for _, r := range tab.keys {
+			fmt.Fprintf(&b, "| `%s` | %s | %s |", r.name, r.typ, r.def)
 			if tab.program {
-				if m.restart {
+				if r.restart {
 					b.WriteString(" restart |")
 				} else {
 					b.WriteString(" in place |")
 				}
 			}
-			fmt.Fprintf(&b, " %s |\n", m.doc)
+			fmt.Fprintf(&b, " %s |\n", r.doc)
 		}
 	}
 	return b.String()
@@ -136,9 +122,9 @@ func TestReadmeReferenceComplete(t *testing.T) {
 		if !strings.Contains(ref, "#### `["+tab.header+"]`") {
 			t.Errorf("no heading for [%s]", tab.header)
 		}
-		for _, s := range tab.keys {
-			if !strings.Contains(ref, "| `"+s.meta().name+"` |") {
-				t.Errorf("[%s] %s missing", tab.header, s.meta().name)
+		for _, r := range tab.keys {
+			if !strings.Contains(ref, "| `"+r.name+"` |") {
+				t.Errorf("[%s] %s missing", tab.header, r.name)
 			}
 		}
 	}

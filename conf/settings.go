@@ -8,19 +8,28 @@ import (
 // This file holds the machinery behind the key declarations of keys.go.
 //
 // Every table of the file (supervisor, programs.NAME with its breaker and
-// watchdog subtables, teardown.NAME) is described by one method that
-// returns its settings bound to the fields of one struct value, for example
-// (*Program).settings. A setting knows its TOML key, its doc line, its
-// default, how its value is decoded and checked (its codec), whether a
-// change restarts the program, and the field that holds it. Decoding,
-// unknown-key suggestions, defaults, Diff and Equal, Summary and the
-// README's key reference all walk these lists, so a key is described once.
-// Two lists made from two structs by the same method hold the same keys in
-// the same order, which is how Diff pairs them.
+// watchdog subtables, teardown.NAME) has a schema: the list of its keys,
+// each a typed descriptor made once at start-up. A key knows its TOML
+// name, its doc line, its default, the codec that decodes and checks its
+// value, whether a change restarts the program, and the accessor of the
+// struct field that holds it. Decoding, unknown-key suggestions, defaults,
+// Diff and Equal, Summary, NeedsRestart and the README's key reference all
+// walk the schemas, so a key is described once.
 
-// setting is one key of a table: a *value[T] or a *subtable.
-type setting interface {
+// node is one key of a table whose values live in a struct S: a value of
+// some type, or a subtable.
+type node[S any] interface {
 	meta() *keyMeta
+	reset(s *S)
+	// decode checks v and stores it in s, reporting problems under key.
+	decode(t *table, key []string, v any, s *S, w *written) bool
+	// diff appends prefix+name to out when a and b differ (the keys below
+	// prefix+name+"." for a subtable).
+	diff(prefix string, a, b *S, out []string) []string
+	// checkRequired reports a required key (below prefix) missing from s.
+	checkRequired(t *table, prefix []string, s *S, w *written)
+	summary(name string, s *S) []string
+	ref() refInfo
 }
 
 // keyMeta is what every key declares beside its value.
@@ -30,12 +39,17 @@ type keyMeta struct {
 	restart  bool   // a change restarts the program (program keys only)
 	required bool   // an error when no layer sets it
 	defDoc   string // the default as the reference writes it, when not the codec's form
-	// phrase, when set, gives the key's part of Summary ("" for none);
-	// otherwise a key that differs from its default shows as "key value".
-	phrase func() string
 }
 
 func (m *keyMeta) meta() *keyMeta { return m }
+
+// refInfo is a key as the reference and NeedsRestart see it.
+type refInfo struct {
+	name, typ, def, doc string
+	restart             bool
+	header              string    // subtables: "programs.NAME.breaker"
+	keys                []refInfo // subtables: their keys
+}
 
 // codec reads, checks, compares and writes one kind of value.
 type codec[T any] struct {
@@ -49,190 +63,288 @@ type codec[T any] struct {
 	show   func(T) string // the value for Summary; nil: toml
 }
 
-// value is a key holding a value of type T in the field *ptr.
-type value[T any] struct {
+// value is a key holding a T in the field get returns.
+type value[S, T any] struct {
 	keyMeta
-	ptr *T
+	get func(*S) *T
 	def T
 	c   *codec[T]
+	// phrase, when set, gives the key's part of Summary ("" for none);
+	// otherwise a value that differs from its default shows as "key value".
+	phrase func(*S) string
 }
 
-// leaf is the type-independent view of a *value[T].
-type leaf interface {
-	setting
-	reset()
-	decode(t *table, key []string, v any) bool
-	same(o leaf) bool
-	isDefault() bool
-	isZero() bool
-	typeDoc() string
-	defaultDoc() string
-	shown() string
-}
-
-// key declares a key held in *ptr with default def.
-func key[T any](name string, ptr *T, c *codec[T], def T, doc string) *value[T] {
-	return &value[T]{keyMeta: keyMeta{name: name, doc: doc}, ptr: ptr, def: def, c: c}
+// key declares a key of default def, held in the field get returns.
+func key[S, T any](name string, get func(*S) *T, c *codec[T], def T, doc string) *value[S, T] {
+	return &value[S, T]{keyMeta: keyMeta{name: name, doc: doc}, get: get, def: def, c: c}
 }
 
 // restarts marks the key as one whose change restarts the program.
-func (v *value[T]) restarts() *value[T] { v.restart = true; return v }
+func (v *value[S, T]) restarts() *value[S, T] { v.restart = true; return v }
 
 // mandatory marks the key as required.
-func (v *value[T]) mandatory() *value[T] { v.required = true; return v }
+func (v *value[S, T]) mandatory() *value[S, T] { v.required = true; return v }
 
 // defaultIs sets how the reference writes the default.
-func (v *value[T]) defaultIs(s string) *value[T] { v.defDoc = s; return v }
+func (v *value[S, T]) defaultIs(s string) *value[S, T] { v.defDoc = s; return v }
 
-// summary sets the key's part of Summary.
-func (v *value[T]) summary(f func() string) *value[T] { v.phrase = f; return v }
+// phrased sets the key's part of Summary.
+func (v *value[S, T]) phrased(f func(*S) string) *value[S, T] { v.phrase = f; return v }
 
-func (v *value[T]) copyOf(x T) T {
+func (v *value[S, T]) copyOf(x T) T {
 	if v.c.clone != nil {
 		return v.c.clone(x)
 	}
 	return x
 }
 
-func (v *value[T]) reset() { *v.ptr = v.copyOf(v.def) }
+func (v *value[S, T]) reset(s *S) { *v.get(s) = v.copyOf(v.def) }
 
-func (v *value[T]) decode(t *table, key []string, x any) bool { return v.c.decode(t, key, x, v.ptr) }
-
-func (v *value[T]) same(o leaf) bool {
-	w, ok := o.(*value[T])
-	return ok && v.c.equal(*v.ptr, *w.ptr)
-}
-
-func (v *value[T]) isDefault() bool { return v.c.equal(*v.ptr, v.def) }
-
-func (v *value[T]) isZero() bool {
-	var zero T
-	return v.c.equal(*v.ptr, zero)
-}
-
-func (v *value[T]) typeDoc() string { return v.c.typ }
-
-func (v *value[T]) defaultDoc() string {
-	if v.defDoc != "" {
-		return v.defDoc
+func (v *value[S, T]) decode(t *table, key []string, x any, s *S, w *written) bool {
+	ok := v.c.decode(t, key, x, v.get(s))
+	if !ok && w != nil {
+		w.failed[strings.Join(key, ".")] = true
 	}
-	if v.required {
-		return "required"
-	}
-	return v.c.toml(v.def)
+	return ok
 }
 
-func (v *value[T]) shown() string {
-	if v.c.show != nil {
-		return v.c.show(*v.ptr)
-	}
-	return v.c.toml(*v.ptr)
-}
-
-// subtable is a key holding a table of settings, such as
-// [programs.NAME.breaker].
-type subtable struct {
-	keyMeta
-	header string // the table header the reference uses: "programs.NAME.breaker"
-	// get returns the settings of the table, or nil when it is absent.
-	get func() []setting
-	// open returns the settings, first making the table present with its
-	// defaults when it is absent.
-	open func() []setting
-	// clear makes the table as it is when the file does not mention it.
-	clear func()
-}
-
-// summary sets the table's part of Summary.
-func (s *subtable) summary(f func() string) *subtable { s.phrase = f; return s }
-
-// restarts marks the table as one whose change restarts the program.
-func (s *subtable) restarts() *subtable { s.restart = true; return s }
-
-// always declares a subtable that is always present, held in *ptr (its
-// defaults apply whether or not the file has the table).
-func always[U any](name, header string, ptr *U, keys func(*U) []setting, doc string) *subtable {
-	return &subtable{
-		keyMeta: keyMeta{name: name, doc: doc},
-		header:  header,
-		get:     func() []setting { return keys(ptr) },
-		open:    func() []setting { return keys(ptr) },
-		clear:   func() { resetAll(keys(ptr)) },
-	}
-}
-
-// optional declares a subtable held in *ptr, nil when the file has no such
-// table; it takes its defaults when it first appears.
-func optional[U any](name, header string, ptr **U, keys func(*U) []setting, doc string) *subtable {
-	return &subtable{
-		keyMeta: keyMeta{name: name, doc: doc, defDoc: "none"},
-		header:  header,
-		get: func() []setting {
-			if *ptr == nil {
-				return nil
-			}
-			return keys(*ptr)
-		},
-		open: func() []setting {
-			if *ptr == nil {
-				*ptr = new(U)
-				resetAll(keys(*ptr))
-			}
-			return keys(*ptr)
-		},
-		clear: func() { *ptr = nil },
-	}
-}
-
-// resetAll sets every key of ss to its default.
-func resetAll(ss []setting) {
-	for _, s := range ss {
-		switch s := s.(type) {
-		case leaf:
-			s.reset()
-		case *subtable:
-			s.clear()
-		}
-	}
-}
-
-// names returns the keys of ss.
-func names(ss []setting) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = s.meta().name
+func (v *value[S, T]) diff(prefix string, a, b *S, out []string) []string {
+	if !v.c.equal(*v.get(a), *v.get(b)) {
+		out = append(out, prefix+v.name)
 	}
 	return out
 }
 
-func find(ss []setting, name string) setting {
-	for _, s := range ss {
-		if s.meta().name == name {
-			return s
+func (v *value[S, T]) checkRequired(t *table, prefix []string, s *S, w *written) {
+	if !v.required {
+		return
+	}
+	var zero T
+	key := append(slices.Clone(prefix), v.name)
+	if !v.c.equal(*v.get(s), zero) || w.failed[strings.Join(key, ".")] {
+		return
+	}
+	// A near misspelling is already reported as an unknown key.
+	if slices.ContainsFunc(w.keys[strings.Join(prefix, ".")], func(k string) bool {
+		return k != v.name && editDistance(k, v.name) <= 2
+	}) {
+		return
+	}
+	t.errAt(key, "missing required key %q", strings.Join(key, "."))
+}
+
+func (v *value[S, T]) summary(name string, s *S) []string {
+	if v.phrase != nil {
+		if ph := v.phrase(s); ph != "" {
+			return []string{ph}
+		}
+		return nil
+	}
+	x := *v.get(s)
+	if v.c.equal(x, v.def) {
+		return nil
+	}
+	show := v.c.toml
+	if v.c.show != nil {
+		show = v.c.show
+	}
+	return []string{name + " " + show(x)}
+}
+
+func (v *value[S, T]) ref() refInfo {
+	r := refInfo{name: v.name, typ: v.c.typ, doc: v.doc, restart: v.restart, def: v.defDoc}
+	switch {
+	case r.def != "":
+	case v.required:
+		r.def = "required"
+	default:
+		r.def = "`" + v.c.toml(v.def) + "`"
+	}
+	return r
+}
+
+// subtable is a key holding a table of keys, such as
+// [programs.NAME.breaker], in a struct U inside S.
+type subtable[S, U any] struct {
+	keyMeta
+	dot    string // name + "."
+	header string // the table header the reference uses: "programs.NAME.breaker"
+	keys   schema[U]
+	// get returns the table, or nil when it is absent; with create it
+	// first makes it present, with its defaults.
+	get   func(s *S, create bool) *U
+	clear func(s *S) // makes the table as it is when no layer mentions it
+	// phrase, when set, gives the table's part of Summary; otherwise its
+	// keys give theirs.
+	phrase func(*S) string
+}
+
+// always declares a subtable that is always present, held in the field get
+// returns: its defaults apply whether or not the file has the table.
+func always[S, U any](name, header string, get func(*S) *U, keys schema[U], doc string) *subtable[S, U] {
+	return &subtable[S, U]{
+		keyMeta: keyMeta{name: name, doc: doc},
+		dot:     name + ".",
+		header:  header,
+		keys:    keys,
+		get:     func(s *S, _ bool) *U { return get(s) },
+		clear:   func(s *S) { keys.reset(get(s)) },
+	}
+}
+
+// optional declares a subtable held in the field get returns, nil when no
+// layer has the table; it takes its defaults when it first appears.
+func optional[S, U any](name, header string, get func(*S) **U, keys schema[U], doc string) *subtable[S, U] {
+	return &subtable[S, U]{
+		keyMeta: keyMeta{name: name, doc: doc, defDoc: "none"},
+		dot:     name + ".",
+		header:  header,
+		keys:    keys,
+		get: func(s *S, create bool) *U {
+			p := get(s)
+			if *p == nil && create {
+				*p = new(U)
+				keys.reset(*p)
+			}
+			return *p
+		},
+		clear: func(s *S) { *get(s) = nil },
+	}
+}
+
+// restarts marks the table as one whose appearance or removal restarts the
+// program.
+func (st *subtable[S, U]) restarts() *subtable[S, U] { st.restart = true; return st }
+
+// phrased sets the table's part of Summary.
+func (st *subtable[S, U]) phrased(f func(*S) string) *subtable[S, U] { st.phrase = f; return st }
+
+func (st *subtable[S, U]) reset(s *S) { st.clear(s) }
+
+func (st *subtable[S, U]) decode(t *table, key []string, v any, s *S, w *written) bool {
+	m, ok := t.asTable(key, v)
+	if ok {
+		st.keys.apply(t, key, st.get(s, true), m, w)
+	}
+	return ok
+}
+
+func (st *subtable[S, U]) diff(prefix string, a, b *S, out []string) []string {
+	ua, ub := st.get(a, false), st.get(b, false)
+	switch {
+	case (ua == nil) != (ub == nil):
+		return append(out, prefix+st.name)
+	case ua == nil:
+		return out
+	}
+	return st.keys.diff(prefix+st.dot, ua, ub, out)
+}
+
+func (st *subtable[S, U]) checkRequired(t *table, prefix []string, s *S, w *written) {
+	if u := st.get(s, false); u != nil {
+		st.keys.checkRequired(t, append(slices.Clone(prefix), st.name), u, w)
+	}
+}
+
+func (st *subtable[S, U]) summary(name string, s *S) []string {
+	if st.phrase != nil {
+		if ph := st.phrase(s); ph != "" {
+			return []string{ph}
+		}
+		return nil
+	}
+	if u := st.get(s, false); u != nil {
+		return st.keys.summary(name+".", u)
+	}
+	return nil
+}
+
+func (st *subtable[S, U]) ref() refInfo {
+	def := st.defDoc
+	if def == "" {
+		def = "its keys' defaults"
+	}
+	return refInfo{name: st.name, typ: "table `[" + st.header + "]`", def: def, doc: st.doc,
+		restart: st.restart, header: st.header, keys: st.keys.refs()}
+}
+
+// schema is the list of keys of a table whose values live in an S, in the
+// order of the README's reference.
+type schema[S any] []node[S]
+
+// reset sets every key of s to its default.
+func (sc schema[S]) reset(s *S) {
+	for _, n := range sc {
+		n.reset(s)
+	}
+}
+
+// names returns the keys of the table.
+func (sc schema[S]) names() []string {
+	out := make([]string, len(sc))
+	for i, n := range sc {
+		out[i] = n.meta().name
+	}
+	return out
+}
+
+func (sc schema[S]) find(name string) node[S] {
+	for _, n := range sc {
+		if n.meta().name == name {
+			return n
 		}
 	}
 	return nil
 }
 
-// diffSettings appends to out the keys (dotted below prefix) whose values
-// differ between a and b, two lists made by the same method.
-func diffSettings(prefix string, a, b []setting, out []string) []string {
-	for i, s := range a {
-		name := prefix + s.meta().name
-		switch s := s.(type) {
-		case leaf:
-			if !s.same(b[i].(leaf)) {
-				out = append(out, name)
-			}
-		case *subtable:
-			sa, sb := s.get(), b[i].(*subtable).get()
-			switch {
-			case (sa == nil) != (sb == nil):
-				out = append(out, name)
-			case sa != nil:
-				out = diffSettings(name+".", sa, sb, out)
-			}
+// apply decodes the keys of m, the table at the key path prefix of t's
+// section, into s. Unknown keys are reported with the nearest known one.
+// w, when not nil, records what was written, for checkRequired.
+func (sc schema[S]) apply(t *table, prefix []string, s *S, m map[string]any, w *written) {
+	p := strings.Join(prefix, ".")
+	for _, k := range t.under(prefix).sortedKeys(m) {
+		if w != nil {
+			w.keys[p] = append(w.keys[p], k)
 		}
+		n := sc.find(k)
+		if n == nil {
+			t.unknown(prefix, k, sc.names())
+			continue
+		}
+		n.decode(t, append(slices.Clone(prefix), k), m[k], s, w)
+	}
+}
+
+// diff appends to out the keys (after prefix) whose values differ.
+func (sc schema[S]) diff(prefix string, a, b *S, out []string) []string {
+	for _, n := range sc {
+		out = n.diff(prefix, a, b, out)
+	}
+	return out
+}
+
+// checkRequired reports the required keys that no layer set. A key is not
+// reported when a layer wrote it with a refused value or wrote a near
+// misspelling of it: that problem is already reported.
+func (sc schema[S]) checkRequired(t *table, prefix []string, s *S, w *written) {
+	for _, n := range sc {
+		n.checkRequired(t, prefix, s, w)
+	}
+}
+
+// summary gives the Summary parts of s.
+func (sc schema[S]) summary(prefix string, s *S) []string {
+	var parts []string
+	for _, n := range sc {
+		parts = append(parts, n.summary(prefix+n.meta().name, s)...)
+	}
+	return parts
+}
+
+func (sc schema[S]) refs() []refInfo {
+	out := make([]refInfo, len(sc))
+	for i, n := range sc {
+		out[i] = n.ref()
 	}
 	return out
 }
@@ -247,82 +359,4 @@ type written struct {
 
 func newWritten() *written {
 	return &written{keys: map[string][]string{}, failed: map[string]bool{}}
-}
-
-// apply decodes the keys of m, found at the subtable prefix of t's
-// section, into ss. Unknown keys are reported with the nearest known one.
-func (t *table) apply(prefix []string, ss []setting, m map[string]any, w *written) {
-	at := t.under(prefix)
-	for _, k := range at.sortedKeys(m) {
-		v := m[k]
-		full := append(slices.Clone(prefix), k)
-		if w != nil {
-			p := strings.Join(prefix, ".")
-			w.keys[p] = append(w.keys[p], k)
-		}
-		switch s := find(ss, k).(type) {
-		case nil:
-			t.unknown(prefix, k, names(ss))
-		case leaf:
-			if !s.decode(t, full, v) && w != nil {
-				w.failed[strings.Join(full, ".")] = true
-			}
-		case *subtable:
-			if sm, ok := t.asTable(full, v); ok {
-				t.apply(full, s.open(), sm, w)
-			}
-		}
-	}
-}
-
-// checkRequired reports the required keys of ss (at prefix) that no layer
-// set. A key is not reported when a layer wrote it with a refused value or
-// wrote a near misspelling of it: that problem is already reported.
-func (t *table) checkRequired(prefix []string, ss []setting, w *written) {
-	p := strings.Join(prefix, ".")
-	for _, s := range ss {
-		m := s.meta()
-		full := append(slices.Clone(prefix), m.name)
-		switch s := s.(type) {
-		case leaf:
-			if !m.required || !s.isZero() || w.failed[strings.Join(full, ".")] {
-				continue
-			}
-			if slices.ContainsFunc(w.keys[p], func(k string) bool {
-				return k != m.name && editDistance(k, m.name) <= 2
-			}) {
-				continue
-			}
-			t.errAt(full, "missing required key %q", strings.Join(full, "."))
-		case *subtable:
-			if sub := s.get(); sub != nil {
-				t.checkRequired(full, sub, w)
-			}
-		}
-	}
-}
-
-// summaryParts gives the Summary parts of ss, keys below prefix.
-func summaryParts(prefix string, ss []setting) []string {
-	var parts []string
-	for _, s := range ss {
-		m := s.meta()
-		if m.phrase != nil {
-			if ph := m.phrase(); ph != "" {
-				parts = append(parts, ph)
-			}
-			continue
-		}
-		switch s := s.(type) {
-		case leaf:
-			if !s.isDefault() {
-				parts = append(parts, prefix+m.name+" "+s.shown())
-			}
-		case *subtable:
-			if sub := s.get(); sub != nil {
-				parts = append(parts, summaryParts(prefix+m.name+".", sub)...)
-			}
-		}
-	}
-	return parts
 }

@@ -127,16 +127,15 @@ func checkCovered[S any](t *testing.T, base func() *S, diff func(a, b *S) []stri
 	}
 }
 
-// leafKeys lists the dotted keys of ss, descending into every subtable.
-func leafKeys(prefix string, ss []setting) []string {
+// leafKeys lists the dotted keys of refs, descending into every subtable.
+func leafKeys(prefix string, refs []refInfo) []string {
 	var out []string
-	for _, s := range ss {
-		name := prefix + s.meta().name
-		if sub, ok := s.(*subtable); ok {
-			out = append(out, leafKeys(name+".", sub.open())...)
+	for _, r := range refs {
+		if r.header != "" {
+			out = append(out, leafKeys(prefix+r.name+".", r.keys)...)
 			continue
 		}
-		out = append(out, name)
+		out = append(out, prefix+r.name)
 	}
 	return out
 }
@@ -152,12 +151,12 @@ func fullProgram() *Program {
 // would then escape Diff, Equal, the defaults and the README reference.
 func TestDeclarationsCoverEveryField(t *testing.T) {
 	checkCovered(t, fullProgram, (*Program).Diff,
-		leafKeys("", defaultProgram("").settings()), map[string]bool{"Name": true, "Line": true})
+		leafKeys("", programKeys.refs()), map[string]bool{"Name": true, "Line": true})
 	checkCovered(t, func() *Supervisor { s := defaultSupervisor(); return &s }, (*Supervisor).Diff,
-		leafKeys("", new(Supervisor).settings()), nil)
+		leafKeys("", supervisorKeys.refs()), nil)
 	checkCovered(t, func() *TeardownStep { return &TeardownStep{Name: "t", Command: []string{"/bin/t"}} },
-		func(a, b *TeardownStep) []string { return diffSettings("", a.settings(), b.settings(), nil) },
-		leafKeys("", new(TeardownStep).settings()), map[string]bool{"Name": true})
+		func(a, b *TeardownStep) []string { return teardownKeys.diff("", a, b, nil) },
+		leafKeys("", teardownKeys.refs()), map[string]bool{"Name": true})
 
 	// Every change that Diff sees makes Equal false, and Equal is true
 	// exactly when Diff is empty and the names match.
@@ -182,13 +181,12 @@ func TestDeclarationsCoverEveryField(t *testing.T) {
 // type and default for the reference.
 func TestDeclarationsDocumented(t *testing.T) {
 	for _, tab := range referenceTables() {
-		for _, s := range tab.keys {
-			m := s.meta()
-			if m.doc == "" || strings.Contains(m.doc, "|") || strings.Contains(m.doc, "\n") {
-				t.Errorf("[%s] %s: doc %q must be one line without |", tab.header, m.name, m.doc)
+		for _, r := range tab.keys {
+			if r.doc == "" || strings.ContainsAny(r.doc, "|\n") {
+				t.Errorf("[%s] %s: doc %q must be one line without |", tab.header, r.name, r.doc)
 			}
-			if l, ok := s.(leaf); ok && (l.typeDoc() == "" || l.defaultDoc() == "") {
-				t.Errorf("[%s] %s: type %q default %q", tab.header, m.name, l.typeDoc(), l.defaultDoc())
+			if r.typ == "" || r.def == "" || strings.ContainsAny(r.typ+r.def, "|\n") {
+				t.Errorf("[%s] %s: type %q default %q", tab.header, r.name, r.typ, r.def)
 			}
 		}
 	}
