@@ -16,8 +16,8 @@ import (
 // Warning is a setting that is valid but, as this machine is now, would
 // make a start fail: a binary, directory, user or group that does not
 // exist. It is not an error, since it may be fixed before the start (a
-// binary on a volume mounted later), so `run` starts anyway; `validate`
-// reports it. Its text is "File:Line: Section: key "k": Msg", like an
+// binary on a volume mounted later), so `run` starts anyway; it is for
+// `validate` to report (and `validate --strict` to fail on). Its text is "File:Line: Section: key "k": Msg", like an
 // Error's.
 type Warning struct {
 	File    string
