@@ -20,6 +20,17 @@
 //   - stdout/stderr are "log", "inherit", "null", or a file path, which must
 //     contain a "/" ("./web.log"), so a misspelt keyword is an error rather
 //     than a file name.
+//   - A file with no settings at all (empty, or only whitespace and
+//     comments) is refused: applied by a reload it would stop every program.
+//     A [supervisor] table alone is a valid file with no programs.
+//
+// Each key is declared once (keys.go) with its TOML name, type, default,
+// check, doc line and whether a change restarts the program; decoding,
+// the "did you mean" suggestions, Program.Diff and Equal, NeedsRestart,
+// Summary and the README's key reference are all derived from those
+// declarations. Warnings reports what would fail at a start on this
+// machine (a missing binary, directory, user or group) without making the
+// file invalid.
 package conf
 
 import (
@@ -119,6 +130,8 @@ type Config struct {
 
 	// defaults is the raw [defaults] table, kept for AddCommand.
 	defaults map[string]any
+	// lines finds the line of a key, for Warnings (nil for Default).
+	lines *lineIndex
 }
 
 // Supervisor holds the [supervisor] table.
@@ -154,7 +167,7 @@ type Program struct {
 	LogRate          float64 // lines per second; 0 = unlimited
 	LogBurst         int     // token bucket size; 0 = EffectiveLogBurst's default
 	Notify           bool
-	ReadyTimeout     time.Duration // 0: no bound on the wait for readiness
+	ReadyTimeout     time.Duration // 0 = wait for readiness for ever
 	Breaker          Breaker
 	Watchdog         *Watchdog // nil when no [programs.X.watchdog] table
 }
@@ -208,37 +221,16 @@ const (
 )
 
 func defaultSupervisor() Supervisor {
-	return Supervisor{
-		LogLevel:          LogInfo,
-		LogFormat:         FormatConsole,
-		HeartbeatInterval: DefaultHeartbeatInterval,
-		ShutdownTimeout:   DefaultShutdownTimeout,
-		ForceExitCode:     DefaultForceExitCode,
-		WatchConfig:       true,
-	}
+	var s Supervisor
+	supervisorKeys.reset(&s)
+	return s
 }
 
+// defaultProgram returns a program with the built-in defaults.
 func defaultProgram(name string) *Program {
-	return &Program{
-		Name:             name,
-		Environment:      map[string]string{},
-		Autostart:        true,
-		Restart:          RestartOnFailure,
-		SuccessExitCodes: []int{0},
-		MinUptime:        DefaultMinUptime,
-		BackoffInitial:   DefaultBackoffInitial,
-		BackoffMax:       DefaultBackoffMax,
-		StopSignal:       DefaultStopSignal,
-		StopTimeout:      DefaultStopTimeout,
-		StopPriority:     DefaultPriority,
-		Stdout:           Output{Kind: OutputLog},
-		Stderr:           Output{Kind: OutputLog},
-		Breaker: Breaker{
-			MaxFailures:      DefaultMaxFailures,
-			ResetTimeout:     DefaultResetTimeout,
-			HalfOpenMaxCalls: DefaultHalfOpenMaxCalls,
-		},
-	}
+	p := &Program{Name: name}
+	programKeys.reset(p)
+	return p
 }
 
 // Resolve returns the config path: flag if non-empty, else
@@ -355,61 +347,58 @@ func (p *Program) EffectiveLogBurst() int {
 	return max(b, 1)
 }
 
-// Equal reports whether two programs have the same settings, Line ignored.
-// A reload restarts the programs whose settings are not Equal.
+// Diff returns the keys whose values differ between p and q, in the
+// order of the README's reference, dotted for subtables
+// ("watchdog.timeout"); "watchdog" alone when one of them has a watchdog
+// and the other has none. Name and Line are not settings and are not
+// compared. Both programs must be non-nil.
+func (p *Program) Diff(q *Program) []string {
+	return programKeys.diff("", p, q, nil)
+}
+
+// Equal reports whether two programs have the same name and settings, Line
+// ignored: p.Name == q.Name and p.Diff(q) is empty. A reload leaves Equal
+// programs alone; Diff and NeedsRestart tell which of the others' changes
+// need a restart.
 func (p *Program) Equal(q *Program) bool {
 	if p == nil || q == nil {
 		return p == q
 	}
-	a, b := *p, *q
-	if !slices.Equal(a.Command, b.Command) ||
-		!maps.Equal(a.Environment, b.Environment) ||
-		!slices.Equal(a.DependsOn, b.DependsOn) ||
-		!slices.Equal(a.SuccessExitCodes, b.SuccessExitCodes) {
-		return false
-	}
-	if (a.Watchdog == nil) != (b.Watchdog == nil) ||
-		(a.Watchdog != nil && *a.Watchdog != *b.Watchdog) {
-		return false
-	}
-	a.Line, b.Line = 0, 0
-	a.Command, b.Command = nil, nil
-	a.Environment, b.Environment = nil, nil
-	a.DependsOn, b.DependsOn = nil, nil
-	a.SuccessExitCodes, b.SuccessExitCodes = nil, nil
-	a.Watchdog, b.Watchdog = nil, nil
-	return equalScalars(a, b)
+	return p.Name == q.Name && len(p.Diff(q)) == 0
 }
 
-// equalScalars compares programs whose slice, map and pointer fields have
-// been cleared.
-func equalScalars(a, b Program) bool {
-	type scalars struct {
-		Name             string
-		Directory        string
-		ClearEnvironment bool
-		User, Group      string
-		Autostart        bool
-		Restart          RestartPolicy
-		MinUptime        time.Duration
-		BackoffInitial   time.Duration
-		BackoffMax       time.Duration
-		StopTimeout      time.Duration
-		StopSignal       syscall.Signal
-		StopPriority     int
-		Critical         bool
-		Stdout, Stderr   Output
-		LogRate          float64
-		LogBurst         int
-		Notify           bool
-		Breaker          Breaker
+// NeedsRestart reports whether a change of the program key (as Diff names
+// it, "watchdog.timeout") takes a restart of the program to apply. Those
+// keys shape the process as it is spawned: its argv, directory,
+// environment, credentials, output descriptors, notify socket and
+// WATCHDOG_USEC. The others are read when the supervisor acts on the
+// program (stops it, judges an exit, schedules a restart, limits its log
+// lines, waits for readiness), so a running program can take them in
+// place. The README's key reference lists the choice per key ("On
+// reload"). An unknown key needs a restart.
+func NeedsRestart(key string) bool {
+	restart, known := programRestarts[key]
+	return restart || !known
+}
+
+// programRestarts maps every program key, dotted for subtables, to whether
+// its change restarts the program.
+var programRestarts = func() map[string]bool {
+	m := map[string]bool{}
+	var add func(prefix string, refs []refInfo)
+	add = func(prefix string, refs []refInfo) {
+		for _, r := range refs {
+			m[prefix+r.name] = r.restart
+			add(prefix+r.name+".", r.keys)
+		}
 	}
-	conv := func(p Program) scalars {
-		return scalars{p.Name, p.Directory, p.ClearEnvironment, p.User, p.Group, p.Autostart,
-			p.Restart, p.MinUptime, p.BackoffInitial, p.BackoffMax, p.StopTimeout, p.StopSignal,
-			p.StopPriority, p.Critical, p.Stdout, p.Stderr, p.LogRate, p.LogBurst, p.Notify, p.Breaker}
-	}
-	return conv(a) == conv(b)
+	add("", programKeys.refs())
+	return m
+}()
+
+// Diff returns the [supervisor] keys whose values differ between s and o.
+func (s *Supervisor) Diff(o *Supervisor) []string {
+	return supervisorKeys.diff("", s, o, nil)
 }
 
 // Equal reports whether two teardown steps have the same settings.
@@ -417,8 +406,7 @@ func (t *TeardownStep) Equal(u *TeardownStep) bool {
 	if t == nil || u == nil {
 		return t == u
 	}
-	return t.Name == u.Name && slices.Equal(t.Command, u.Command) &&
-		t.Priority == u.Priority && t.Timeout == u.Timeout
+	return t.Name == u.Name && len(teardownKeys.diff("", t, u, nil)) == 0
 }
 
 // resolvePath makes p absolute relative to the directory of file (or the
@@ -441,26 +429,19 @@ func resolvePath(file, p string) string {
 }
 
 // Summary returns a one-line description of the program, for `supervise
-// validate`: its name, command and the settings that differ from the
-// built-in defaults most often looked at.
+// validate`: "NAME: COMMAND (PARTS)", where the parts are its restart
+// policy and breaker, and every other setting that differs from the
+// built-in default, in the order of the README's reference
+// ("web: /usr/bin/web (no autostart, restart always, min_uptime 2s,
+// breaker 5/1m)"). Durations are rounded by FormatDuration; environment
+// variables are named without their values.
 func (p *Program) Summary() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s (restart %s", p.Name, strings.Join(p.Command, " "), p.Restart)
-	if !p.Autostart {
-		b.WriteString(", no autostart")
-	}
-	if p.Critical {
-		b.WriteString(", critical")
-	}
-	if len(p.DependsOn) > 0 {
-		fmt.Fprintf(&b, ", depends on %s", strings.Join(p.DependsOn, ", "))
-	}
-	if p.Watchdog != nil {
-		fmt.Fprintf(&b, ", watchdog %v on %s", p.Watchdog.Timeout, p.Watchdog.HeartbeatFile)
-	}
-	if p.Notify {
-		b.WriteString(", notify")
-	}
-	fmt.Fprintf(&b, ", breaker %d/%v)", p.Breaker.MaxFailures, p.Breaker.ResetTimeout)
-	return b.String()
+	return p.Name + ": " + strings.Join(p.Command, " ") + " (" + strings.Join(programKeys.summary("", p), ", ") + ")"
+}
+
+// Summary returns a one-line description of the step, for `supervise
+// validate`: "teardown.NAME: COMMAND (priority N, timeout D)".
+func (t *TeardownStep) Summary() string {
+	return fmt.Sprintf("teardown.%s: %s (priority %d, timeout %s)",
+		t.Name, strings.Join(t.Command, " "), t.Priority, FormatDuration(t.Timeout))
 }

@@ -18,21 +18,9 @@ import (
 var (
 	logLevels      = []string{LogDebug, LogInfo, LogWarn, LogError}
 	logFormats     = []string{FormatConsole, FormatJSON}
-	restartValues  = []string{string(RestartAlways), string(RestartOnFailure), string(RestartNever)}
-	actionValues   = []string{string(WatchdogRestart), string(WatchdogStop), string(WatchdogLog)}
 	outputKeywords = []string{"log", "inherit", "null"}
 
-	topKeys        = []string{"supervisor", "defaults", "programs", "teardown"}
-	supervisorKeys = []string{"log_level", "log_format", "socket", "heartbeat_file",
-		"heartbeat_interval", "shutdown_timeout", "force_exit_code", "watch_config", "metrics"}
-	programKeys = []string{"command", "directory", "environment", "clear_environment",
-		"user", "group", "autostart", "depends_on", "restart", "success_exit_codes",
-		"min_uptime", "backoff_initial", "backoff_max", "stop_signal", "stop_timeout",
-		"stop_priority", "critical", "stdout", "stderr", "log_rate", "log_burst", "notify",
-		"breaker", "watchdog"}
-	breakerKeys  = []string{"max_failures", "reset_timeout", "half_open_max_calls"}
-	watchdogKeys = []string{"heartbeat_file", "timeout", "start_grace", "action"}
-	teardownKeys = []string{"command", "priority", "timeout"}
+	topKeys = []string{"supervisor", "defaults", "programs", "teardown"}
 
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
@@ -42,7 +30,9 @@ const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
 
 // Parse decodes and validates a configuration. file is used in error
 // messages and to resolve relative paths. On any problem it returns an
-// ErrorList holding every problem found.
+// ErrorList holding every problem found. A file without a single key or
+// table header (empty, or only whitespace and comments) is refused with
+// ErrEmpty: applied by a reload, it would stop every program.
 func Parse(file string, data []byte) (*Config, error) {
 	var raw map[string]any
 	md, derr := toml.Decode(string(data), &raw)
@@ -54,6 +44,10 @@ func Parse(file string, data []byte) (*Config, error) {
 			e.Msg = "syntax error: " + pe.Message
 		}
 		return nil, ErrorList{e}
+	}
+	if len(md.Keys()) == 0 {
+		return nil, ErrorList{{File: file, Msg: "the file has no settings; an empty configuration would stop " +
+			"every program (write a [supervisor] table to run no programs)", err: ErrEmpty}}
 	}
 	d := newDecoder(file, scanLines(data))
 	cfg := d.config(raw, md.Keys())
@@ -102,8 +96,9 @@ func (t *table) keyErr(key []string, format string, args ...any) {
 	t.errAt(key, "key %q: %s", strings.Join(key, "."), fmt.Sprintf(format, args...))
 }
 
-func (t *table) sub(key string) *table {
-	return &table{d: t.d, section: t.section, path: append(slices.Clone(t.path), key), quiet: t.quiet}
+// under returns the table for the subtable at key below t.
+func (t *table) under(key []string) *table {
+	return &table{d: t.d, section: t.section, path: append(slices.Clone(t.path), key...), quiet: t.quiet}
 }
 
 // sortedKeys returns the keys of m ordered by line, then name.
@@ -341,6 +336,7 @@ func (t *table) filePath(key []string, v any) (string, bool) {
 func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 	cfg := Default()
 	cfg.File = d.file
+	cfg.lines = d.lines
 	top := &table{d: d}
 	var programs, teardown map[string]any
 	for _, k := range top.sortedKeys(raw) {
@@ -354,7 +350,7 @@ func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 			if m, ok := top.asTable([]string{k}, v); ok {
 				cfg.defaults = m
 				t := &table{d: d, section: "defaults", path: []string{"defaults"}}
-				t.applyProgram(defaultProgram(""), m, nil)
+				programKeys.apply(t, nil, defaultProgram(""), m, nil)
 			}
 		case "programs":
 			programs, _ = top.asTable([]string{k}, v)
@@ -436,58 +432,7 @@ func programOrder(programs map[string]any, keys []toml.Key) []string {
 
 func (d *decoder) supervisor(s *Supervisor, m map[string]any) {
 	t := &table{d: d, section: "supervisor", path: []string{"supervisor"}}
-	for _, k := range t.sortedKeys(m) {
-		v, key := m[k], []string{k}
-		switch k {
-		case "log_level":
-			if x, ok := t.enum(key, v, logLevels); ok {
-				s.LogLevel = x
-			}
-		case "log_format":
-			if x, ok := t.enum(key, v, logFormats); ok {
-				s.LogFormat = x
-			}
-		case "socket":
-			if x, ok := t.str(key, v); ok {
-				if x != "" && x != "off" {
-					x = resolvePath(d.file, x)
-				}
-				s.Socket = x
-			}
-		case "heartbeat_file":
-			if x, ok := t.filePath(key, v); ok {
-				s.HeartbeatFile = x
-			}
-		case "heartbeat_interval":
-			if x, ok := t.duration(key, v, true); ok {
-				s.HeartbeatInterval = x
-			}
-		case "shutdown_timeout":
-			if x, ok := t.duration(key, v, true); ok {
-				s.ShutdownTimeout = x
-			}
-		case "force_exit_code":
-			if x, ok := t.integer(key, v, 0, 255); ok {
-				s.ForceExitCode = x
-			}
-		case "watch_config":
-			if x, ok := t.boolean(key, v); ok {
-				s.WatchConfig = x
-			}
-		case "metrics":
-			if x, ok := t.str(key, v); ok {
-				if x != "" {
-					if err := checkHostPort(x); err != nil {
-						t.keyErr(key, "invalid address %q: %v", x, err)
-						continue
-					}
-				}
-				s.Metrics = x
-			}
-		default:
-			t.unknown(nil, k, supervisorKeys)
-		}
-	}
+	supervisorKeys.apply(t, nil, s, m, nil)
 }
 
 func checkHostPort(s string) error {
@@ -505,246 +450,26 @@ func checkHostPort(s string) error {
 	return nil
 }
 
-// progBuild tracks a program being assembled from its layers.
-type progBuild struct {
-	p             *Program
-	startGraceSet bool
-}
-
 // buildProgram applies the built-in defaults, then [defaults] (already
 // checked, so quietly), then the program's own table, then checks the
 // result.
 func (d *decoder) buildProgram(name string, defaults, own map[string]any) *Program {
-	b := &progBuild{p: defaultProgram(name)}
-	b.p.Line = d.lines.line("programs", name)
+	p := defaultProgram(name)
+	p.Line = d.lines.line("programs", name)
 	t := &table{d: d, section: "programs." + name, path: []string{"programs", name}}
+	w := newWritten()
 	if defaults != nil {
-		(&table{d: d, section: "defaults", path: []string{"defaults"}, quiet: true}).applyProgram(b.p, defaults, b)
+		programKeys.apply(&table{d: d, section: "defaults", path: []string{"defaults"}, quiet: true}, nil, p, defaults, w)
 	}
-	t.applyProgram(b.p, own, b)
-	p := b.p
-	if len(p.Command) == 0 && !mentionsCommand(defaults) && !mentionsCommand(own) {
-		t.errAt([]string{"command"}, `missing required key "command"`)
-	}
+	programKeys.apply(t, nil, p, own, w)
+	programKeys.checkRequired(t, nil, p, w)
 	if p.BackoffMax < p.BackoffInitial {
 		t.keyErr([]string{"backoff_max"}, "%v is less than backoff_initial %v", p.BackoffMax, p.BackoffInitial)
 	}
-	if w := p.Watchdog; w != nil {
-		if w.HeartbeatFile == "" {
-			t.errAt([]string{"watchdog", "heartbeat_file"}, `missing required key "watchdog.heartbeat_file"`)
-		}
-		if !b.startGraceSet {
-			w.StartGrace = w.Timeout
-		}
+	if w := p.Watchdog; w != nil && w.StartGrace == 0 {
+		w.StartGrace = w.Timeout
 	}
 	return p
-}
-
-// mentionsCommand reports whether m has a command key, or a key so close to
-// it that the problem is already reported as a misspelling (or bad value).
-func mentionsCommand(m map[string]any) bool {
-	for k := range m {
-		if editDistance(k, "command") <= 2 {
-			return true
-		}
-	}
-	return false
-}
-
-// applyProgram sets the program keys found in m onto p. b is nil when
-// checking [defaults] on its own.
-func (t *table) applyProgram(p *Program, m map[string]any, b *progBuild) {
-	for _, k := range t.sortedKeys(m) {
-		v, key := m[k], []string{k}
-		switch k {
-		case "command":
-			if x, ok := t.command(key, v); ok {
-				p.Command = x
-			}
-		case "directory":
-			if x, ok := t.filePath(key, v); ok {
-				p.Directory = x
-			}
-		case "environment":
-			env, ok := t.asTable(key, v)
-			if !ok {
-				continue
-			}
-			for _, name := range t.sub(k).sortedKeys(env) {
-				ek := []string{k, name}
-				if name == "" || strings.ContainsAny(name, "=\x00") {
-					t.keyErr(ek, "invalid variable name %q", name)
-					continue
-				}
-				if s, ok := t.str(ek, env[name]); ok {
-					p.Environment[name] = s
-				}
-			}
-		case "clear_environment":
-			if x, ok := t.boolean(key, v); ok {
-				p.ClearEnvironment = x
-			}
-		case "user", "group":
-			var id string
-			switch x := v.(type) {
-			case int64:
-				if x < 0 || x > math.MaxUint32-1 {
-					t.keyErr(key, "invalid id %d", x)
-					continue
-				}
-				id = strconv.FormatInt(x, 10)
-			case string:
-				s, ok := t.str(key, v)
-				if !ok {
-					continue
-				}
-				id = s
-			default:
-				t.wrongType(key, "a name or a numeric id", v)
-				continue
-			}
-			if k == "user" {
-				p.User = id
-			} else {
-				p.Group = id
-			}
-		case "autostart":
-			if x, ok := t.boolean(key, v); ok {
-				p.Autostart = x
-			}
-		case "depends_on":
-			deps, ok := t.strArray(key, v)
-			if !ok {
-				continue
-			}
-			seen := map[string]bool{}
-			for _, dep := range deps {
-				if seen[dep] {
-					t.keyErr(key, "%q is listed twice", dep)
-				}
-				seen[dep] = true
-			}
-			p.DependsOn = deps
-		case "restart":
-			if x, ok := t.enum(key, v, restartValues); ok {
-				p.Restart = RestartPolicy(x)
-			}
-		case "success_exit_codes":
-			arr, ok := v.([]any)
-			if !ok {
-				t.wrongType(key, "an array of integers", v)
-				continue
-			}
-			codes := make([]int, 0, len(arr))
-			for i, e := range arr {
-				n, isInt := e.(int64)
-				if !isInt {
-					t.keyErr(key, "element %d: expected an integer, got %s", i, typeName(e))
-					ok = false
-					break
-				}
-				if n < 0 || n > 255 {
-					t.keyErr(key, "exit code %d is not between 0 and 255", n)
-					ok = false
-					continue
-				}
-				codes = append(codes, int(n))
-			}
-			if ok {
-				p.SuccessExitCodes = codes
-			}
-		case "min_uptime":
-			if x, ok := t.duration(key, v, false); ok {
-				p.MinUptime = x
-			}
-		case "backoff_initial":
-			if x, ok := t.duration(key, v, false); ok {
-				p.BackoffInitial = x
-			}
-		case "backoff_max":
-			if x, ok := t.duration(key, v, false); ok {
-				p.BackoffMax = x
-			}
-		case "stop_timeout":
-			if x, ok := t.duration(key, v, true); ok {
-				p.StopTimeout = x
-			}
-		case "stop_signal":
-			var s string
-			switch x := v.(type) {
-			case string:
-				s = x
-			case int64:
-				s = strconv.FormatInt(x, 10)
-			default:
-				t.wrongType(key, `a signal name or number ("TERM", "SIGTERM", 15)`, v)
-				continue
-			}
-			sig, err := ParseSignal(s)
-			if err != nil {
-				t.keyErr(key, "%v", err)
-				continue
-			}
-			p.StopSignal = sig
-		case "stop_priority":
-			if x, ok := t.integer(key, v, math.MinInt32, math.MaxInt32); ok {
-				p.StopPriority = x
-			}
-		case "critical":
-			if x, ok := t.boolean(key, v); ok {
-				p.Critical = x
-			}
-		case "stdout", "stderr":
-			out, ok := t.output(key, v)
-			if !ok {
-				continue
-			}
-			if k == "stdout" {
-				p.Stdout = out
-			} else {
-				p.Stderr = out
-			}
-		case "log_rate":
-			var r float64
-			switch x := v.(type) {
-			case int64:
-				r = float64(x)
-			case float64:
-				r = x
-			default:
-				t.wrongType(key, "a number", v)
-				continue
-			}
-			if math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
-				t.keyErr(key, "must be a number of lines per second, at least 0, got %v", v)
-				continue
-			}
-			p.LogRate = r
-		case "log_burst":
-			if x, ok := t.integer(key, v, 0, math.MaxInt32); ok {
-				p.LogBurst = x
-			}
-		case "notify":
-			if x, ok := t.boolean(key, v); ok {
-				p.Notify = x
-			}
-		case "breaker":
-			if bm, ok := t.asTable(key, v); ok {
-				t.breaker(&p.Breaker, bm)
-			}
-		case "watchdog":
-			if wm, ok := t.asTable(key, v); ok {
-				if p.Watchdog == nil {
-					p.Watchdog = &Watchdog{Timeout: DefaultWatchdogTimeout, Action: WatchdogRestart}
-				}
-				if t.watchdog(p.Watchdog, wm) && b != nil {
-					b.startGraceSet = true
-				}
-			}
-		default:
-			t.unknown(nil, k, programKeys)
-		}
-	}
 }
 
 func (t *table) output(key []string, v any) (Output, bool) {
@@ -768,82 +493,13 @@ func (t *table) output(key []string, v any) (Output, bool) {
 	return Output{Kind: OutputFile, Path: resolvePath(t.d.file, s)}, true
 }
 
-func (t *table) breaker(br *Breaker, m map[string]any) {
-	for _, k := range t.sub("breaker").sortedKeys(m) {
-		v, key := m[k], []string{"breaker", k}
-		switch k {
-		case "max_failures":
-			if x, ok := t.integer(key, v, 1, math.MaxInt32); ok {
-				br.MaxFailures = x
-			}
-		case "reset_timeout":
-			if x, ok := t.duration(key, v, true); ok {
-				br.ResetTimeout = x
-			}
-		case "half_open_max_calls":
-			if x, ok := t.integer(key, v, 1, math.MaxInt32); ok {
-				br.HalfOpenMaxCalls = x
-			}
-		default:
-			t.unknown([]string{"breaker"}, k, breakerKeys)
-		}
-	}
-}
-
-// watchdog applies a watchdog table and reports whether it set start_grace.
-func (t *table) watchdog(w *Watchdog, m map[string]any) (graceSet bool) {
-	for _, k := range t.sub("watchdog").sortedKeys(m) {
-		v, key := m[k], []string{"watchdog", k}
-		switch k {
-		case "heartbeat_file":
-			if x, ok := t.filePath(key, v); ok {
-				w.HeartbeatFile = x
-			}
-		case "timeout":
-			if x, ok := t.duration(key, v, true); ok {
-				w.Timeout = x
-			}
-		case "start_grace":
-			if x, ok := t.duration(key, v, true); ok {
-				w.StartGrace = x
-				graceSet = true
-			}
-		case "action":
-			if x, ok := t.enum(key, v, actionValues); ok {
-				w.Action = WatchdogAction(x)
-			}
-		default:
-			t.unknown([]string{"watchdog"}, k, watchdogKeys)
-		}
-	}
-	return graceSet
-}
-
 func (t *table) teardownStep(name string, m map[string]any) *TeardownStep {
-	s := &TeardownStep{Name: name, Priority: DefaultPriority, Timeout: DefaultTeardownTimeout}
+	s := &TeardownStep{Name: name}
+	teardownKeys.reset(s)
 	before := len(t.d.errs)
-	for _, k := range t.sortedKeys(m) {
-		v, key := m[k], []string{k}
-		switch k {
-		case "command":
-			if x, ok := t.command(key, v); ok {
-				s.Command = x
-			}
-		case "priority":
-			if x, ok := t.integer(key, v, math.MinInt32, math.MaxInt32); ok {
-				s.Priority = x
-			}
-		case "timeout":
-			if x, ok := t.duration(key, v, true); ok {
-				s.Timeout = x
-			}
-		default:
-			t.unknown(nil, k, teardownKeys)
-		}
-	}
-	if !mentionsCommand(m) {
-		t.errAt([]string{"command"}, `missing required key "command"`)
-	}
+	w := newWritten()
+	teardownKeys.apply(t, nil, s, m, w)
+	teardownKeys.checkRequired(t, nil, s, w)
 	if len(t.d.errs) > before {
 		return nil
 	}

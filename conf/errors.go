@@ -12,6 +12,10 @@ import (
 // *Error and every ErrorList.
 var ErrInvalid = errors.New("invalid configuration")
 
+// ErrEmpty is wrapped by the error Parse returns for a file that holds no
+// settings at all: nothing but whitespace and comments.
+var ErrEmpty = errors.New("empty configuration")
+
 // ErrProgramExists is returned (wrapped) by AddCommand when the
 // configuration already has a program named "main".
 var ErrProgramExists = errors.New("program already exists")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -21,7 +22,8 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	for _, s := range []string{
-		"", "[programs.a]\ncommand = 'x'\n", "programs.a.command = [\"/a\"]\nprograms.a.depends_on = [\"a\"]",
+		"", " \n# only a comment\n", "[supervisor]\n", "[programs.a]\ncommand = 'x'\nready_timeout = 2\n",
+		"[programs.a]\ncommand = 'x'\n", "programs.a.command = [\"/a\"]\nprograms.a.depends_on = [\"a\"]",
 		"[programs]\na = {command = \"x\", watchdog = {heartbeat_file = \"h\"}}",
 		"a = \"\"\"\n[x]\n\"\"\"\n", "[defaults]\nwatchdog = {}\n[programs.a]\ncommand='x'",
 	} {
@@ -55,8 +57,11 @@ func FuzzParse(f *testing.F) {
 			if p.Watchdog != nil && (p.Watchdog.HeartbeatFile == "" || p.Watchdog.StartGrace <= 0) {
 				t.Fatalf("program %q watchdog %+v", name, p.Watchdog)
 			}
-			if !p.Equal(p) {
-				t.Fatalf("program %q not Equal to itself", name)
+			if !p.Equal(p) || len(p.Diff(p)) != 0 {
+				t.Fatalf("program %q not Equal to itself: %q", name, p.Diff(p))
+			}
+			if s := p.Summary(); !strings.HasPrefix(s, name+": ") {
+				t.Fatalf("program %q Summary %q", name, s)
 			}
 		}
 		for _, s := range cfg.Teardown {

@@ -41,6 +41,20 @@ func (ix *lineIndex) line(path ...string) int {
 	return 0
 }
 
+// lookup returns the line of path itself (written out, or first opened
+// implicitly by a dotted key), without falling back to an ancestor.
+func (ix *lineIndex) lookup(path ...string) (int, bool) {
+	if ix == nil {
+		return 0, false
+	}
+	k := keyString(path)
+	if l, ok := ix.exact[k]; ok {
+		return l, true
+	}
+	l, ok := ix.prefix[k]
+	return l, ok
+}
+
 func (ix *lineIndex) record(path []string, line int) {
 	k := keyString(path)
 	if _, ok := ix.exact[k]; !ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,7 +156,9 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	s.cfg = cfg
 	s.indexDependencies()
 	for _, p := range reconfigure {
-		s.step(p, lifecycle.Reconfigure{Config: cfg.Programs[p.name]})
+		np := cfg.Programs[p.name]
+		inPlace := p.m.Intent() != lifecycle.IntentRemove && !slices.ContainsFunc(p.cfg().Diff(np), conf.NeedsRestart)
+		s.step(p, lifecycle.Reconfigure{Config: np, InPlace: inPlace})
 	}
 	for _, p := range added0 {
 		if p.cfg().Autostart {

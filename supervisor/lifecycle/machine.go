@@ -82,6 +82,12 @@ func New(cfg *conf.Program) *Machine {
 func (m *Machine) takeSettings(cfg *conf.Program) {
 	m.cfg = cfg
 	m.pending = nil
+	m.newBreaker(cfg)
+	m.gate = newGate(Required(cfg))
+}
+
+// newBreaker gives the program a fresh breaker with cfg's settings.
+func (m *Machine) newBreaker(cfg *conf.Program) {
 	m.br = breaker.NewMachine(breaker.Settings{
 		MaxFailures:      cfg.Breaker.MaxFailures,
 		ResetTimeout:     cfg.Breaker.ResetTimeout,
@@ -90,7 +96,6 @@ func (m *Machine) takeSettings(cfg *conf.Program) {
 	m.br.OnStateChange(func(from, to breaker.State, _ time.Time) {
 		m.emit(BreakerChange{From: from, To: to, Failures: m.br.Failures()})
 	})
-	m.gate = newGate(Required(cfg))
 }
 
 // Step feeds ev at now and returns the actions to carry out, in order.
@@ -116,7 +121,7 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	case Stop:
 		m.stop(ev.Intent, ev.Signal)
 	case Reconfigure:
-		m.reconfigure(ev.Config)
+		m.reconfigure(ev.Config, ev.InPlace)
 	case Reset:
 		m.reset()
 	case Shutdown:
@@ -516,7 +521,7 @@ func (m *Machine) stop(in Intent, sig syscall.Signal) {
 	m.stopRun(in, sig, "stop requested ("+in.String()+")")
 }
 
-func (m *Machine) reconfigure(cfg *conf.Program) {
+func (m *Machine) reconfigure(cfg *conf.Program, inPlace bool) {
 	if m.intent == IntentRemove {
 		// Removed by an earlier reload and still stopping: it is back, so
 		// it starts again, with these settings, once it has stopped.
@@ -526,6 +531,17 @@ func (m *Machine) reconfigure(cfg *conf.Program) {
 	}
 	if m.cfg.Equal(cfg) {
 		m.pending = nil // unchanged, or changed back before it applied
+		return
+	}
+	if inPlace && m.pending == nil {
+		old := m.cfg
+		m.cfg = cfg
+		if old.Breaker != cfg.Breaker {
+			m.newBreaker(cfg)
+		}
+		if cfg.Autostart && !old.Autostart && !m.alive() && m.state == Stopped {
+			m.do(WantStart{Why: "autostart = true"})
+		}
 		return
 	}
 	m.pending = cfg

@@ -168,8 +168,13 @@ type Stop struct {
 
 // Reconfigure gives the program the settings of a reloaded file whose table
 // for it differs (SPEC §7): it restarts with them, or takes them at once
-// when it has no process.
-type Reconfigure struct{ Config *conf.Program }
+// when it has no process. InPlace says that no changed setting needs a
+// restart (conf.NeedsRestart): the running process keeps running under the
+// new settings.
+type Reconfigure struct {
+	Config  *conf.Program
+	InPlace bool
+}
 
 // Reset is an operator's reset: close the breaker and start (SPEC §3).
 type Reset struct{}

@@ -1,0 +1,52 @@
+package conf
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FormatDuration writes d rounded to a unit a reader expects: three
+// significant digits below a minute ("250ms", "1.5s", "6s" for
+// 5.999999023s), whole seconds from a minute on ("1m30s"), and without
+// trailing zero units ("1m", "2h"). ParseDuration reads the result back.
+func FormatDuration(d time.Duration) string {
+	if d < 0 {
+		if d == time.Duration(-1<<63) {
+			d++ // -d would overflow
+		}
+		return "-" + FormatDuration(-d)
+	}
+	switch {
+	case d >= time.Minute:
+		d = d.Round(time.Second)
+	case d >= 10*time.Second:
+		d = d.Round(100 * time.Millisecond)
+	case d >= time.Second:
+		d = d.Round(10 * time.Millisecond)
+	default:
+		unit := time.Duration(1)
+		for d/unit >= 1000 {
+			unit *= 10
+		}
+		d = d.Round(unit)
+	}
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
+
+// Plural returns "1 program", "2 programs", "0 programs": n and the noun,
+// with an "s" unless n is 1. `supervise validate` heads its summary with
+// `FILE: ok, Plural(len(cfg.Order), "program")`.
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}

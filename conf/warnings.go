@@ -1,0 +1,199 @@
+package conf
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/supervise/supervise/procs"
+)
+
+// Warning is a setting that is valid but, as this machine is now, would
+// make a start fail: a binary, directory, user or group that does not
+// exist. It is not an error, since it may be fixed before the start (a
+// binary on a volume mounted later), so `run` starts anyway; it is for
+// `validate` to report (and `validate --strict` to fail on). Its text is "File:Line: Section: key "k": Msg", like an
+// Error's.
+type Warning struct {
+	File    string
+	Line    int    // the line that sets the key (in the program's table or [defaults]), else the table's
+	Program string // the section: "programs.web" or "teardown.x"
+	Key     string
+	Msg     string
+}
+
+// String formats the warning as "file:line: section: key "k": message".
+func (w Warning) String() string {
+	return (&Error{File: w.File, Line: w.Line, Program: w.Program, Msg: fmt.Sprintf("key %q: %s", w.Key, w.Msg)}).Error()
+}
+
+// defaultPath is the PATH a command is looked up in when neither the
+// program's environment nor the supervisor's has one, as procs does.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Warnings checks what the file names on this machine, as a start would
+// find it now: that each program's (and teardown step's) command[0]
+// exists and is executable (a name without "/" looked up in the PATH the
+// program gets), that its directory exists, that its user and group exist
+// (as procs.Credential resolves them; unknown numeric ids are allowed) and
+// that the directory of a stdout or stderr file exists. It returns the
+// problems in file order, none when all is well. It reads the file system
+// and the user database, so it is for `validate`, not for the event loop.
+func (c *Config) Warnings() []Warning {
+	var out []Warning
+	for _, name := range c.Order {
+		p := c.Programs[name]
+		at := func(key, format string, args ...any) {
+			out = append(out, Warning{File: c.File, Line: c.keyLine(name, p.Line, key),
+				Program: "programs." + name, Key: key, Msg: fmt.Sprintf(format, args...)})
+		}
+		if msg := checkCommand(p.Command, p.Directory, programPath(p)); msg != "" {
+			at("command", "%s", msg)
+		}
+		if p.Directory != "" {
+			if fi, err := os.Stat(p.Directory); err != nil {
+				at("directory", "%s", pathProblem(p.Directory, err))
+			} else if !fi.IsDir() {
+				at("directory", "%s is not a directory", p.Directory)
+			}
+		}
+		if p.User != "" {
+			if _, err := procs.Credential(p.User, ""); err != nil {
+				at("user", "%s", credentialProblem("user", p.User, procs.ErrUnknownUser, err))
+			}
+		}
+		if p.Group != "" {
+			if _, err := procs.Credential("", p.Group); err != nil {
+				at("group", "%s", credentialProblem("group", p.Group, procs.ErrUnknownGroup, err))
+			}
+		}
+		for _, o := range []struct {
+			key string
+			out Output
+		}{{"stdout", p.Stdout}, {"stderr", p.Stderr}} {
+			if o.out.Kind != OutputFile {
+				continue
+			}
+			dir := filepath.Dir(o.out.Path)
+			if fi, err := os.Stat(dir); err != nil {
+				at(o.key, "the directory of %s: %s", o.out.Path, pathProblem(dir, err))
+			} else if !fi.IsDir() {
+				at(o.key, "the directory of %s: %s is not a directory", o.out.Path, dir)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Teardown)) {
+		s := c.Teardown[name]
+		if msg := checkCommand(s.Command, "", os.Getenv("PATH")); msg != "" {
+			line := 0
+			if c.lines != nil {
+				line = c.lines.line("teardown", name, "command")
+			}
+			out = append(out, Warning{File: c.File, Line: line, Program: "teardown." + name, Key: "command", Msg: msg})
+		}
+	}
+	return out
+}
+
+// keyLine returns the line that sets key for program name: in its own
+// table, else in [defaults], else header (the program's header line).
+func (c *Config) keyLine(name string, header int, key string) int {
+	if c.lines == nil {
+		return header
+	}
+	if l, ok := c.lines.lookup("programs", name, key); ok {
+		return l
+	}
+	if l, ok := c.lines.lookup("defaults", key); ok {
+		return l
+	}
+	return header
+}
+
+// programPath is the PATH the program's command is looked up in.
+func programPath(p *Program) string {
+	if v, ok := p.Environment["PATH"]; ok {
+		return v
+	}
+	return os.Getenv("PATH")
+}
+
+// checkCommand describes why argv[0] could not be run, or returns "".
+// A name with a "/" is used as given, relative to dir (not checked when
+// dir is empty, since the supervisor's working directory is not known
+// here); a bare name is looked up in pathVar.
+func checkCommand(argv []string, dir, pathVar string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	name := argv[0]
+	if strings.Contains(name, "/") {
+		check := name
+		if !filepath.IsAbs(check) {
+			if dir == "" {
+				return ""
+			}
+			check = filepath.Join(dir, check)
+		}
+		fi, err := os.Stat(check)
+		switch {
+		case err != nil:
+			return pathProblem(check, err)
+		case !fi.Mode().IsRegular():
+			return check + " is not a regular file"
+		case fi.Mode().Perm()&0o111 == 0:
+			return check + " is not executable"
+		}
+		return ""
+	}
+	if pathVar == "" {
+		pathVar = defaultPath
+	}
+	for _, d := range filepath.SplitList(pathVar) {
+		if d == "" {
+			d = "."
+		}
+		cand := filepath.Join(d, name)
+		if !filepath.IsAbs(cand) {
+			if dir == "" {
+				return "" // relative to a working directory not known here
+			}
+			cand = filepath.Join(dir, cand)
+		}
+		if fi, err := os.Stat(cand); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%q is not found in PATH (%s)", name, pathVar)
+}
+
+// pathProblem describes a stat error of path.
+func pathProblem(path string, err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return path + " does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		return path + ": permission denied"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return path + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func credentialProblem(kind, name string, unknown, err error) string {
+	if errors.Is(err, unknown) {
+		return fmt.Sprintf("unknown %s %q", kind, name)
+	}
+	var se *procs.SpawnError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	return fmt.Sprintf("looking up %s %q: %v", kind, name, err)
+}
