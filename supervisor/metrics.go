@@ -1,15 +1,16 @@
 package supervisor
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sort"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,124 +22,116 @@ import (
 // healthTimeout is how long /healthz and /metrics wait for the event loop.
 const healthTimeout = time.Second
 
-// serveMetrics starts the HTTP endpoint of [supervisor] metrics: GET
-// /metrics (Prometheus text) and GET /healthz (200 while the event loop
-// answers within a second, else 503).
+// Limits of the metrics endpoint. A scraper sends a few hundred bytes of
+// headers and reads a few kilobytes; anything slower or bigger is refused
+// so that no client can hold the endpoint's goroutines or memory.
+const (
+	metricsMaxHeaderBytes = 8 << 10
+	metricsWriteTimeout   = 10 * time.Second // above healthTimeout, so a 503 gets out
+	metricsIdleTimeout    = 2 * time.Minute  // above a one-minute scrape interval, for keep-alive
+)
+
+// metricsReadHeaderTimeout bounds the time from accepting a connection (or
+// the end of the previous request on it) to the end of the request's
+// headers. A variable so that a test can shorten it.
+var metricsReadHeaderTimeout = 5 * time.Second
+
+// serveMetrics starts the HTTP endpoint of [supervisor] metrics on addr:
+// GET or HEAD /metrics (Prometheus text) and /healthz (200 while the event
+// loop answers within healthTimeout). Both answer 503 when the loop does
+// not; other paths get 404 and other methods 405. It logs the bound address
+// ("metrics listening", addr), which is how a port of 0 is learned.
 //
-// It speaks just enough HTTP/1.x for these two GETs (one request per
-// connection, then close) instead of importing net/http, whose package
-// initialisation alone adds over a megabyte to the resident memory of every
-// supervisor, metrics enabled or not.
+// The server and every connection it accepted are stopped by cleanup:
+// requests waiting for the loop are cancelled, then the server shuts down.
 func (s *Supervisor) serveMetrics(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	var wg sync.WaitGroup
+	base, cancel := context.WithCancel(context.Background())
+	status := func(ctx context.Context) control.Response {
+		return s.Handle(ctx, control.Request{Command: control.CmdStatus})
+	}
+	errLog, _ := zap.NewStdLogAt(s.log.With(zap.String("addr", ln.Addr().String())), zap.WarnLevel)
+	srv := &http.Server{
+		Handler:           metricsHandler(status),
+		ReadHeaderTimeout: metricsReadHeaderTimeout,
+		WriteTimeout:      metricsWriteTimeout,
+		IdleTimeout:       metricsIdleTimeout,
+		MaxHeaderBytes:    metricsMaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          errLog,
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				s.log.Warn("metrics accept", zap.Error(err))
-				time.Sleep(50 * time.Millisecond) // EMFILE and the like: do not spin
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.serveHTTP(conn)
-			}()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics endpoint stopped", zap.Error(err))
 		}
 	}()
 	s.stopLoop = append(s.stopLoop, func() {
-		ln.Close()
+		cancel() // the loop has ended: a request waiting for it gets 503 now
+		ctx, stop := context.WithTimeout(context.Background(), time.Second)
+		defer stop()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
 		<-done
-		wg.Wait()
 	})
 	s.log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
 	return nil
 }
 
-// maxRequestHead bounds what a metrics client may send before its request
-// is refused.
-const maxRequestHead = 8 << 10
-
-// serveHTTP answers one request on conn and closes it.
-func (s *Supervisor) serveHTTP(conn net.Conn) {
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReaderSize(io.LimitReader(conn, maxRequestHead), 1024)
-	method, path, err := readRequestHead(br)
-	status, body, ctype := 200, "", "text/plain; charset=utf-8"
-	switch {
-	case err != nil:
-		status, body = 400, "bad request: "+err.Error()+"\n"
-	case method != "GET" && method != "HEAD":
-		status, body = 405, "method not allowed\n"
-	case path == "/healthz" || path == "/metrics":
-		ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
-		resp := s.Handle(ctx, control.Request{Command: control.CmdStatus})
-		cancel()
-		switch {
-		case !resp.OK:
-			status, body = 503, "event loop not responding\n"
-		case path == "/healthz":
-			body = "ok\n"
-		default:
-			var b strings.Builder
-			writeMetrics(&b, resp.Programs)
-			body, ctype = b.String(), "text/plain; version=0.0.4; charset=utf-8"
+// metricsHandler routes the endpoint's requests. status asks the event loop
+// for every program's status; it must return by its context's deadline.
+func metricsHandler(status func(context.Context) control.Response) http.Handler {
+	mux := http.NewServeMux()
+	// "GET" patterns match HEAD too; a method no pattern allows gets 405
+	// with an Allow header, on every path since "GET /" matches them all.
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		progs, ok := askLoop(w, r, status)
+		if !ok {
+			return
 		}
-	default:
-		status, body = 404, "not found: try /metrics or /healthz\n"
-	}
-	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
-		status, statusText[status], ctype, len(body))
-	if method != "HEAD" {
-		io.WriteString(conn, body)
-	}
+		var b bytes.Buffer
+		writeMetrics(&b, progs)
+		reply(w, http.StatusOK, "text/plain; version=0.0.4; charset=utf-8", b.Bytes())
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := askLoop(w, r, status); ok {
+			reply(w, http.StatusOK, "text/plain; charset=utf-8", []byte("ok\n"))
+		}
+	})
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusNotFound, "text/plain; charset=utf-8", []byte("not found: try /metrics or /healthz\n"))
+	})
+	return mux
 }
 
-var statusText = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
-
-// readRequestHead reads an HTTP/1.x request line and its headers (which
-// are skipped) and returns the method and the path without its query.
-func readRequestHead(br *bufio.Reader) (method, path string, err error) {
-	line, err := br.ReadString('\n')
-	if err != nil {
-		return "", "", fmt.Errorf("reading the request line: %w", err)
+// askLoop returns the programs' status, or answers 503 and returns false
+// when the event loop does not answer within healthTimeout.
+func askLoop(w http.ResponseWriter, r *http.Request, status func(context.Context) control.Response) ([]control.ProgramStatus, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	resp := status(ctx)
+	if !resp.OK {
+		w.Header().Set("Retry-After", "1")
+		reply(w, http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("event loop not responding: "+resp.Error+"\n"))
+		return nil, false
 	}
-	method, path, err = parseRequestLine(strings.TrimRight(line, "\r\n"))
-	if err != nil {
-		return "", "", err
-	}
-	for {
-		h, err := br.ReadString('\n')
-		if err != nil {
-			return "", "", fmt.Errorf("reading headers: %w", err)
-		}
-		if strings.TrimRight(h, "\r\n") == "" {
-			return method, path, nil
-		}
-	}
+	return resp.Programs, true
 }
 
-// parseRequestLine splits "GET /metrics?x HTTP/1.1".
-func parseRequestLine(line string) (method, path string, err error) {
-	parts := strings.Split(line, " ")
-	if len(parts) != 3 || !strings.HasPrefix(parts[2], "HTTP/1.") || parts[0] == "" || !strings.HasPrefix(parts[1], "/") {
-		return "", "", fmt.Errorf("malformed request line %.64q", line)
-	}
-	path = parts[1]
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	return parts[0], path, nil
+// reply writes a complete response; for HEAD, net/http drops the body and
+// keeps its Content-Length.
+func reply(w http.ResponseWriter, code int, ctype string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(body)
 }
 
 var allStates = lifecycle.States

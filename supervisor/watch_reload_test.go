@@ -2,9 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,96 +183,6 @@ command = ["/bin/sleep", "1000"]
 		}
 		return false
 	})
-}
-
-func TestMetricsAndHealthz(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	free := ln.Addr().String()
-	ln.Close()
-	h := startSup(t, `
-[supervisor]
-socket = "off"
-watch_config = false
-metrics = "`+free+`"
-[programs.m]
-command = ["/bin/sleep", "1000"]
-`, nil)
-	h.waitFor("m running", func() bool { return h.status("m").PID != 0 })
-	var addr string
-	for _, e := range h.logs.FilterMessage("metrics listening").All() {
-		addr = e.ContextMap()["addr"].(string)
-	}
-	if addr == "" {
-		t.Fatal("no metrics address logged")
-	}
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
-		t.Fatalf("healthz: %d %q", code, body)
-	}
-	code, body := get("/metrics")
-	for _, want := range []string{
-		`supervise_program_state{program="m",state="running"} 1`,
-		`supervise_program_up{program="m"} 1`,
-		`supervise_program_breaker_state{program="m",state="closed"} 1`,
-		`supervise_program_failures_total{program="m"} 0`,
-	} {
-		if code != 200 || !strings.Contains(body, want) {
-			t.Fatalf("metrics lacks %q:\n%s", want, body)
-		}
-	}
-}
-
-func FuzzParseRequestLine(f *testing.F) {
-	for _, s := range []string{"GET /metrics HTTP/1.1", "GET /healthz?x=1 HTTP/1.0", "", "GET", "GET  HTTP/1.1", "\x00 / HTTP/1.1", "POST / HTTP/2"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, line string) {
-		m, p, err := parseRequestLine(line)
-		if err == nil && (m == "" || !strings.HasPrefix(p, "/") || strings.Contains(p, "?")) {
-			t.Fatalf("accepted %q as %q %q", line, m, p)
-		}
-	})
-}
-
-func TestMetricsBadRequests(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	free := ln.Addr().String()
-	ln.Close()
-	h := startSup(t, "[supervisor]\nsocket = \"off\"\nwatch_config = false\nmetrics = \""+free+"\"\n", nil)
-	for req, want := range map[string]string{
-		"garbage\r\n\r\n":                          "HTTP/1.1 400 ",
-		"POST /metrics HTTP/1.1\r\n\r\n":           "HTTP/1.1 405 ",
-		"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n":    "HTTP/1.1 404 ",
-		"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n": "HTTP/1.1 200 ",
-	} {
-		c, err := net.Dial("tcp", free)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Write([]byte(req))
-		b, _ := io.ReadAll(c)
-		c.Close()
-		if !strings.HasPrefix(string(b), want) {
-			t.Errorf("%.30q: got %.60q, want %q", req, b, want)
-		}
-	}
-	if st := h.ctl(control.CmdStatus); !st.OK {
-		t.Fatal("supervisor disturbed by bad metrics requests")
-	}
 }
 
 func TestReloadRestartsAnOpenProgramWithItsNewSettings(t *testing.T) {
