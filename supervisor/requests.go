@@ -11,6 +11,23 @@ import (
 	"github.com/supervise/supervise/supervisor/breaker"
 )
 
+// controlHandlers is the control server's dispatch: a handler for each
+// remote command of control.Commands (Serve refuses to run without one
+// for each). Every one of them goes through the event loop in Handle.
+func (s *Supervisor) controlHandlers() control.Handlers {
+	unary := control.Unary(s.Handle)
+	return control.Handlers{
+		control.CmdStatus:   unary,
+		control.CmdStart:    unary,
+		control.CmdStop:     unary,
+		control.CmdRestart:  unary,
+		control.CmdReset:    unary,
+		control.CmdSignal:   unary,
+		control.CmdReload:   unary,
+		control.CmdShutdown: unary,
+	}
+}
+
 // onRequest answers a control request. Commands that wait for processes
 // (stop, restart) reply from a goroutine once the loop has released them.
 func (s *Supervisor) onRequest(r request) {
@@ -82,7 +99,7 @@ func (s *Supervisor) onRequest(r request) {
 			waits = append(waits, w)
 			s.stop(p, intentRestart, w)
 		case control.CmdSignal:
-			sig, err := conf.ParseSignal(req.Signal)
+			sig, err := conf.ParseSignal(req.Param(control.ParamSignal))
 			if err != nil {
 				res = control.Result{Name: name, Error: err.Error()}
 				break

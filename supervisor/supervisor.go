@@ -268,7 +268,9 @@ func (s *Supervisor) setup() error {
 	}
 	s.fw = fw
 
-	if path, ok := control.SocketPath(s.opts.SocketFlag, s.cfg.Supervisor.Socket); ok {
+	if path, ok, perr := control.SocketPath(s.opts.SocketFlag, s.cfg.Supervisor.Socket); perr != nil {
+		s.log.Error("control socket unavailable; running without it (set [supervisor] socket or -s)", zap.Error(perr))
+	} else if ok {
 		srv, err := control.Listen(path)
 		switch {
 		case errors.Is(err, control.ErrInUse):
@@ -286,7 +288,7 @@ func (s *Supervisor) setup() error {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				if err := srv.Serve(ctx, s.Handle); err != nil && ctx.Err() == nil {
+				if err := srv.Serve(ctx, s.controlHandlers()); err != nil && ctx.Err() == nil {
 					s.log.Error("control socket stopped", zap.Error(err))
 				}
 			}()
