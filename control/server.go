@@ -70,19 +70,23 @@ var (
 	ErrStreamClosed = errors.New("stream closed")
 )
 
-// errClientGone is the cause of a stream's context when its client closed
-// the connection.
-var errClientGone = errors.New("client went away")
+// ErrClientGone is the cause of a stream handler's context when its
+// client closed its end of the connection.
+var ErrClientGone = errors.New("client went away")
 
-// Handler answers one validated request of a remote command. It runs on
-// a goroutine of its own connection, never on the caller's event loop,
-// and sends its replies with out.Send. Returning nil ends the answer with
-// a done message; returning an error ends it with an error message that
-// carries err.Error(). A unary command sends at most one reply; a Stream
-// command sends any number until ctx ends, which happens when the client
-// closes its end of the connection, when the stream fails (a slow client,
-// a write error) or when the server is closed or its Serve context ends.
-// A handler must not call Close, which waits for handlers to return.
+// Handler answers one validated request of a remote command. The server
+// calls it on the connection's own goroutine, so it may wait for an event
+// loop's answer; an event loop must never call a handler itself. It sends
+// its replies with out.Send, which never waits for the client (see
+// Sender), so out may also be handed to an event loop that feeds a
+// stream. Returning nil ends the answer with a done message; returning an
+// error ends it with an error message that carries err.Error(). A unary
+// command sends at most one reply; a Stream command sends any number
+// until ctx ends, which happens when the client closes its end of the
+// connection, when the stream fails (a slow client, a failed write), or
+// when the server is closed or its Serve context ends. Context.Cause(ctx)
+// says which. A handler must not call Close, which waits for handlers to
+// return.
 type Handler func(ctx context.Context, req Request, out *Sender) error
 
 // Handlers maps each remote command of the registry to its Handler.
@@ -526,7 +530,7 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn, hs Handlers) {
 			if n, err := c.Read(b[:]); n > 0 {
 				out.fail(fmt.Errorf("%w: data after the request", ErrBadRequest))
 			} else if err != nil {
-				out.fail(errClientGone)
+				out.fail(ErrClientGone)
 			}
 		})
 	}
@@ -543,7 +547,7 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn, hs Handlers) {
 	workers.Wait()
 	// A client that leaves a stream and a server that closes are no
 	// failures; a slow client, a failed write or stray data are.
-	if cause := context.Cause(hctx); cause != nil && !errors.Is(cause, errClientGone) && !errors.Is(cause, context.Canceled) {
+	if cause := context.Cause(hctx); cause != nil && !errors.Is(cause, ErrClientGone) && !errors.Is(cause, context.Canceled) {
 		report(cause)
 	}
 }

@@ -115,7 +115,7 @@ func TestStreamClientGoesAway(t *testing.T) {
 	}
 	select {
 	case cause := <-ended:
-		if !errors.Is(cause, errClientGone) {
+		if !errors.Is(cause, ErrClientGone) {
 			t.Errorf("handler context ended by %v, want the client going away", cause)
 		}
 	case <-time.After(10 * time.Second):
