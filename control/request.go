@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -13,19 +14,19 @@ import (
 // errors the server reports for requests it could not read.
 var ErrBadRequest = errors.New("bad request")
 
-// commands lists the commands in the order error messages name them.
-var commands = []string{
-	CmdStatus, CmdStart, CmdStop, CmdRestart, CmdReset, CmdSignal, CmdReload, CmdShutdown,
-}
+// ParseRequest is Commands.ParseRequest.
+func ParseRequest(data []byte) (Request, error) { return Commands.ParseRequest(data) }
 
-// ParseRequest decodes one request strictly and validates it: data must
-// hold exactly one JSON object (surrounding white space allowed) with no
-// unknown fields; Command must be one of the Cmd constants; start, stop,
-// restart and reset need at least one name; signal needs exactly one name
-// and a Signal; status may name programs; reload and shutdown take none.
-// Only signal takes a Signal. Every name must match [A-Za-z0-9_.-]+.
-// Errors wrap ErrBadRequest and say what is wrong.
-func ParseRequest(data []byte) (Request, error) {
+// ParseRequest decodes one request strictly and validates it against the
+// registry: data must hold exactly one JSON object (surrounding white
+// space allowed) with no unknown fields; Version must be ProtocolVersion;
+// Command must be a remote command of r; Names must fit the command's
+// program argument (none without one, exactly one for a single NAME, at
+// least one for a required NAME...), each a valid name; Params may hold
+// only the command's other arguments (by lower-case name, each required
+// one present) and its remote flags, each value of its Kind. Errors wrap
+// ErrBadRequest and say what is wrong.
+func (r *Registry) ParseRequest(data []byte) (Request, error) {
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -38,8 +39,8 @@ func ParseRequest(data []byte) (Request, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Request{}, fmt.Errorf("%w: unexpected data after the request object", ErrBadRequest)
 	}
-	if err := validate(req); err != nil {
-		return Request{}, err
+	if err := r.validate(req); err != nil {
+		return Request{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	return req, nil
 }
@@ -49,39 +50,61 @@ func jsonMessage(err error) string {
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
-func validate(req Request) error {
-	switch req.Command {
-	case "":
-		return fmt.Errorf("%w: missing command (want one of %s)", ErrBadRequest, strings.Join(commands, ", "))
-	case CmdStatus:
-	case CmdStart, CmdStop, CmdRestart, CmdReset:
-		if len(req.Names) == 0 {
-			return fmt.Errorf("%w: %s needs at least one program name", ErrBadRequest, req.Command)
-		}
-	case CmdSignal:
-		if len(req.Names) != 1 {
-			return fmt.Errorf("%w: signal needs exactly one program name, got %d", ErrBadRequest, len(req.Names))
-		}
-		if req.Signal == "" {
-			return fmt.Errorf("%w: signal needs a signal (a name such as HUP or a number)", ErrBadRequest)
-		}
-		if !validSignal(req.Signal) {
-			return fmt.Errorf("%w: invalid signal %q", ErrBadRequest, req.Signal)
-		}
-	case CmdReload, CmdShutdown:
+func (r *Registry) validate(req Request) error {
+	if req.Version != ProtocolVersion {
+		return fmt.Errorf("protocol version %d, this supervisor speaks %d (use the supervise binary of the running supervisor)",
+			req.Version, ProtocolVersion)
+	}
+	want := strings.Join(r.Names(true), ", ")
+	c := r.Lookup(req.Command)
+	switch {
+	case req.Command == "":
+		return fmt.Errorf("missing command (want one of %s)", want)
+	case c == nil:
+		return fmt.Errorf("unknown command %q (want one of %s)", req.Command, want)
+	case c.Local:
+		return fmt.Errorf("%s is a command of the command line, not of the supervisor (want one of %s)", c.Name, want)
+	}
+	if i := c.programArg(); i < 0 {
 		if len(req.Names) != 0 {
-			return fmt.Errorf("%w: %s takes no program names", ErrBadRequest, req.Command)
+			return fmt.Errorf("%s takes no program names", c.Name)
 		}
-	default:
-		return fmt.Errorf("%w: unknown command %q (want one of %s)",
-			ErrBadRequest, req.Command, strings.Join(commands, ", "))
+	} else {
+		a := c.Args[i]
+		switch n := len(req.Names); {
+		case n == 0 && !a.Optional:
+			return fmt.Errorf("%s needs %s", c.Name, a.describe())
+		case n > 1 && !a.Repeat:
+			return fmt.Errorf("%s needs exactly one program name, got %d", c.Name, n)
+		}
+		for _, name := range req.Names {
+			if err := KindProgram.check(name); err != nil {
+				return err
+			}
+		}
 	}
-	if req.Signal != "" && req.Command != CmdSignal {
-		return fmt.Errorf("%w: %s takes no signal", ErrBadRequest, req.Command)
+	known := map[string]Kind{}
+	for _, a := range c.Args {
+		if a.Kind == KindProgram {
+			continue
+		}
+		known[a.param()] = a.Kind
+		if _, ok := req.Params[a.param()]; !ok && !a.Optional {
+			return fmt.Errorf("%s needs %s", c.Name, a.describe())
+		}
 	}
-	for _, n := range req.Names {
-		if !ValidName(n) {
-			return fmt.Errorf("%w: invalid program name %q (want letters, digits, '_', '.', '-')", ErrBadRequest, n)
+	for _, f := range c.Flags {
+		if f.Remote {
+			known[f.Name] = f.Kind
+		}
+	}
+	for _, k := range sortedKeys(req.Params) {
+		kind, ok := known[k]
+		if !ok {
+			return fmt.Errorf("%s takes no parameter %q", c.Name, k)
+		}
+		if err := kind.check(req.Params[k]); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
 	return nil
@@ -108,7 +131,7 @@ func ValidName(s string) bool {
 // "SIGHUP", "sighup", "1", "SIGRTMIN+3"); whether the signal exists is for
 // the supervisor to decide.
 func validSignal(s string) bool {
-	if len(s) > 32 {
+	if s == "" || len(s) > 32 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -120,4 +143,13 @@ func validSignal(s string) bool {
 		}
 	}
 	return true
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

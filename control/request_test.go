@@ -10,21 +10,22 @@ import (
 )
 
 func TestParseRequestValid(t *testing.T) {
+	sig := func(s string) map[string]string { return map[string]string{ParamSignal: s} }
 	tests := []struct {
 		in   string
 		want Request
 	}{
-		{`{"command":"status"}`, Request{Command: CmdStatus}},
-		{` {"command":"status","names":["db","web.1"]} ` + "\n", Request{Command: CmdStatus, Names: []string{"db", "web.1"}}},
-		{`{"command":"start","names":["a_b-c"]}`, Request{Command: CmdStart, Names: []string{"a_b-c"}}},
-		{`{"command":"stop","names":["a","b"]}`, Request{Command: CmdStop, Names: []string{"a", "b"}}},
-		{`{"command":"restart","names":["a"]}`, Request{Command: CmdRestart, Names: []string{"a"}}},
-		{`{"command":"reset","names":["a"]}`, Request{Command: CmdReset, Names: []string{"a"}}},
-		{`{"command":"signal","names":["a"],"signal":"HUP"}`, Request{Command: CmdSignal, Names: []string{"a"}, Signal: "HUP"}},
-		{`{"command":"signal","names":["a"],"signal":"SIGRTMIN+3"}`, Request{Command: CmdSignal, Names: []string{"a"}, Signal: "SIGRTMIN+3"}},
-		{`{"command":"signal","names":["a"],"signal":"9"}`, Request{Command: CmdSignal, Names: []string{"a"}, Signal: "9"}},
-		{`{"command":"reload"}`, Request{Command: CmdReload}},
-		{`{"command":"shutdown","names":[]}`, Request{Command: CmdShutdown, Names: []string{}}},
+		{`{"v":1,"command":"status"}`, Request{Version: 1, Command: CmdStatus}},
+		{` {"v":1,"command":"status","names":["db","web.1"]} ` + "\n", Request{Version: 1, Command: CmdStatus, Names: []string{"db", "web.1"}}},
+		{`{"v":1,"command":"start","names":["a_b-c"]}`, Request{Version: 1, Command: CmdStart, Names: []string{"a_b-c"}}},
+		{`{"v":1,"command":"stop","names":["a","b"]}`, Request{Version: 1, Command: CmdStop, Names: []string{"a", "b"}}},
+		{`{"v":1,"command":"restart","names":["a"]}`, Request{Version: 1, Command: CmdRestart, Names: []string{"a"}}},
+		{`{"v":1,"command":"reset","names":["a"]}`, Request{Version: 1, Command: CmdReset, Names: []string{"a"}}},
+		{`{"v":1,"command":"signal","names":["a"],"params":{"signal":"HUP"}}`, Request{Version: 1, Command: CmdSignal, Names: []string{"a"}, Params: sig("HUP")}},
+		{`{"v":1,"command":"signal","names":["a"],"params":{"signal":"SIGRTMIN+3"}}`, Request{Version: 1, Command: CmdSignal, Names: []string{"a"}, Params: sig("SIGRTMIN+3")}},
+		{`{"v":1,"command":"signal","names":["a"],"params":{"signal":"9"}}`, Request{Version: 1, Command: CmdSignal, Names: []string{"a"}, Params: sig("9")}},
+		{`{"v":1,"command":"reload"}`, Request{Version: 1, Command: CmdReload}},
+		{`{"v":1,"command":"shutdown","names":[],"params":{}}`, Request{Version: 1, Command: CmdShutdown, Names: []string{}, Params: map[string]string{}}},
 	}
 	for _, tt := range tests {
 		got, err := ParseRequest([]byte(tt.in))
@@ -39,34 +40,41 @@ func TestParseRequestValid(t *testing.T) {
 }
 
 func TestParseRequestInvalid(t *testing.T) {
+	const want = "(want one of status, start, stop, restart, reset, signal, reload, shutdown)"
 	tests := []struct{ in, want string }{
 		{``, `bad request: empty request`},
 		{`   `, `bad request: empty request`},
 		{`not json`, `bad request: invalid JSON: invalid character 'o' in literal null (expecting 'u')`},
 		{`{"command":`, `bad request: invalid JSON: unexpected EOF`},
 		{`[]`, `bad request: invalid JSON: cannot unmarshal array into Go value of type control.Request`},
-		{`null`, `bad request: missing command (want one of status, start, stop, restart, reset, signal, reload, shutdown)`},
-		{`{}`, `bad request: missing command (want one of status, start, stop, restart, reset, signal, reload, shutdown)`},
-		{`{"command":"frob"}`, `bad request: unknown command "frob" (want one of status, start, stop, restart, reset, signal, reload, shutdown)`},
-		{`{"command":"STATUS"}`, `bad request: unknown command "STATUS" (want one of status, start, stop, restart, reset, signal, reload, shutdown)`},
-		{`{"command":"status","bogus":1}`, `bad request: invalid JSON: unknown field "bogus"`},
-		{`{"command":"status"} {"command":"status"}`, `bad request: unexpected data after the request object`},
-		{`{"command":"status"}}`, `bad request: unexpected data after the request object`},
-		{`{"command":"status","names":"db"}`, `bad request: invalid JSON: cannot unmarshal string into Go struct field Request.names of type []string`},
-		{`{"command":"start"}`, `bad request: start needs at least one program name`},
-		{`{"command":"stop","names":[]}`, `bad request: stop needs at least one program name`},
-		{`{"command":"restart"}`, `bad request: restart needs at least one program name`},
-		{`{"command":"reset"}`, `bad request: reset needs at least one program name`},
-		{`{"command":"signal","signal":"HUP"}`, `bad request: signal needs exactly one program name, got 0`},
-		{`{"command":"signal","names":["a","b"],"signal":"HUP"}`, `bad request: signal needs exactly one program name, got 2`},
-		{`{"command":"signal","names":["a"]}`, `bad request: signal needs a signal (a name such as HUP or a number)`},
-		{`{"command":"signal","names":["a"],"signal":"H UP"}`, `bad request: invalid signal "H UP"`},
-		{`{"command":"reload","names":["a"]}`, `bad request: reload takes no program names`},
-		{`{"command":"shutdown","names":["a"]}`, `bad request: shutdown takes no program names`},
-		{`{"command":"stop","names":["a"],"signal":"KILL"}`, `bad request: stop takes no signal`},
-		{`{"command":"start","names":["ok",""]}`, `bad request: invalid program name "" (want letters, digits, '_', '.', '-')`},
-		{`{"command":"start","names":["../x/y"]}`, `bad request: invalid program name "../x/y" (want letters, digits, '_', '.', '-')`},
-		{`{"command":"status","names":["a b"]}`, `bad request: invalid program name "a b" (want letters, digits, '_', '.', '-')`},
+		{`null`, `bad request: protocol version 0, this supervisor speaks 1 (use the supervise binary of the running supervisor)`},
+		{`{"command":"status"}`, `bad request: protocol version 0, this supervisor speaks 1 (use the supervise binary of the running supervisor)`},
+		{`{"v":2,"command":"status"}`, `bad request: protocol version 2, this supervisor speaks 1 (use the supervise binary of the running supervisor)`},
+		{`{"v":1}`, `bad request: missing command ` + want},
+		{`{"v":1,"command":"frob"}`, `bad request: unknown command "frob" ` + want},
+		{`{"v":1,"command":"STATUS"}`, `bad request: unknown command "STATUS" ` + want},
+		{`{"v":1,"command":"run"}`, `bad request: run is a command of the command line, not of the supervisor ` + want},
+		{`{"v":1,"command":"help","params":{"command":"status"}}`, `bad request: help is a command of the command line, not of the supervisor ` + want},
+		{`{"v":1,"command":"status","bogus":1}`, `bad request: invalid JSON: unknown field "bogus"`},
+		{`{"v":1,"command":"status"} {"command":"status"}`, `bad request: unexpected data after the request object`},
+		{`{"v":1,"command":"status"}}`, `bad request: unexpected data after the request object`},
+		{`{"v":1,"command":"status","names":"db"}`, `bad request: invalid JSON: cannot unmarshal string into Go struct field Request.names of type []string`},
+		{`{"v":1,"command":"status","params":{"json":"true"}}`, `bad request: status takes no parameter "json"`},
+		{`{"v":1,"command":"start"}`, `bad request: start needs at least one program name`},
+		{`{"v":1,"command":"stop","names":[]}`, `bad request: stop needs at least one program name`},
+		{`{"v":1,"command":"restart"}`, `bad request: restart needs at least one program name`},
+		{`{"v":1,"command":"reset"}`, `bad request: reset needs at least one program name`},
+		{`{"v":1,"command":"signal","params":{"signal":"HUP"}}`, `bad request: signal needs a program name`},
+		{`{"v":1,"command":"signal","names":["a","b"],"params":{"signal":"HUP"}}`, `bad request: signal needs exactly one program name, got 2`},
+		{`{"v":1,"command":"signal","names":["a"]}`, `bad request: signal needs a signal (SIGNAL)`},
+		{`{"v":1,"command":"signal","names":["a"],"params":{"signal":"H UP"}}`, `bad request: signal: invalid signal "H UP"`},
+		{`{"v":1,"command":"signal","names":["a"],"params":{"signal":""}}`, `bad request: signal: invalid signal ""`},
+		{`{"v":1,"command":"reload","names":["a"]}`, `bad request: reload takes no program names`},
+		{`{"v":1,"command":"shutdown","names":["a"]}`, `bad request: shutdown takes no program names`},
+		{`{"v":1,"command":"stop","names":["a"],"params":{"signal":"KILL"}}`, `bad request: stop takes no parameter "signal"`},
+		{`{"v":1,"command":"start","names":["ok",""]}`, `bad request: invalid program name "" (want letters, digits, '_', '.', '-')`},
+		{`{"v":1,"command":"start","names":["../x/y"]}`, `bad request: invalid program name "../x/y" (want letters, digits, '_', '.', '-')`},
+		{`{"v":1,"command":"status","names":["a b"]}`, `bad request: invalid program name "a b" (want letters, digits, '_', '.', '-')`},
 	}
 	for _, tt := range tests {
 		_, err := ParseRequest([]byte(tt.in))
@@ -79,6 +87,40 @@ func TestParseRequestInvalid(t *testing.T) {
 		}
 		if err.Error() != tt.want {
 			t.Errorf("ParseRequest(%s):\n got %q\nwant %q", tt.in, err.Error(), tt.want)
+		}
+	}
+}
+
+// A registry's own commands, remote flags and argument kinds are what
+// its ParseRequest accepts.
+func TestParseRequestCustomRegistry(t *testing.T) {
+	reg, err := NewRegistry(
+		&Command{Name: "scale", Summary: "s", Args: []Arg{{Name: "NAME", Kind: KindProgram}, {Name: "N", Kind: KindCount}}},
+		&Command{Name: "logs", Summary: "l", Stream: true,
+			Args:  []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true}},
+			Flags: []Flag{{Name: "lines", Short: "n", Value: "N", Kind: KindCount, Remote: true}, {Name: "follow", Short: "f", Kind: KindBool, Remote: true}, {Name: "json", Kind: KindBool}}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]string{
+		`{"v":1,"command":"scale","names":["web"],"params":{"n":"3"}}`:                   "",
+		`{"v":1,"command":"scale","names":["web"],"params":{"n":"-3"}}`:                  `bad request: n: invalid number "-3" (want 0 to 1000000000)`,
+		`{"v":1,"command":"scale","names":["web"],"params":{"n":"03"}}`:                  `bad request: n: invalid number "03" (want 0 to 1000000000)`,
+		`{"v":1,"command":"scale","names":["web"]}`:                                      `bad request: scale needs a number (N)`,
+		`{"v":1,"command":"logs","params":{"lines":"10","follow":"true"}}`:               "",
+		`{"v":1,"command":"logs","params":{"follow":"yes"}}`:                             `bad request: follow: invalid boolean "yes" (want true or false)`,
+		`{"v":1,"command":"logs","params":{"json":"true"}}`:                              `bad request: logs takes no parameter "json"`,
+		`{"v":1,"command":"status"}`:                                                     `bad request: unknown command "status" (want one of scale, logs)`,
+		`{"v":1,"command":"logs","names":["a","b","c"],"params":{"lines":"1000000000"}}`: "",
+	} {
+		_, err := reg.ParseRequest([]byte(in))
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("ParseRequest(%s) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -97,21 +139,24 @@ func TestValidName(t *testing.T) {
 }
 
 // FuzzParseRequest checks that ParseRequest never panics, that what it
-// accepts satisfies the documented rules, and that an accepted request
+// accepts satisfies the registry's rules, and that an accepted request
 // survives a JSON round trip unchanged.
 func FuzzParseRequest(f *testing.F) {
 	for _, s := range []string{
+		`{"v":1,"command":"status"}`,
+		`{"v":1,"command":"status","names":["db","web.1"]}`,
+		`{"v":1,"command":"signal","names":["a"],"params":{"signal":"HUP"}}`,
+		`{"v":1,"command":"start","names":["a","b"]}`,
+		`{"v":1,"command":"reload"}`,
+		`{"v":1,"command":"shutdown","names":null,"params":null}`,
+		`{"v":1,"command":"frob"}`,
+		`{"v":1,"command":"run"}`,
+		`{"v":1,"command":"status","bogus":1}`,
+		`{"v":1,"command":"status","params":{"x":"y"}}`,
+		`{"v":1,"command":"status"} x`,
+		`{"v":1,"command":"st\u0061tus"}`,
+		`{"V":1,"Command":"status","NAMES":["a"]}`,
 		`{"command":"status"}`,
-		`{"command":"status","names":["db","web.1"]}`,
-		`{"command":"signal","names":["a"],"signal":"HUP"}`,
-		`{"command":"start","names":["a","b"]}`,
-		`{"command":"reload"}`,
-		`{"command":"shutdown","names":null}`,
-		`{"command":"frob"}`,
-		`{"command":"status","bogus":1}`,
-		`{"command":"status"} x`,
-		`{"command":"st\u0061tus"}`,
-		`{"Command":"status","NAMES":["a"]}`,
 		`not json`,
 		``,
 	} {
@@ -128,8 +173,12 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			return
 		}
-		if !slices.Contains(commands, req.Command) {
-			t.Fatalf("accepted unknown command %q", req.Command)
+		if req.Version != ProtocolVersion {
+			t.Fatalf("accepted version %d", req.Version)
+		}
+		c := Commands.Lookup(req.Command)
+		if c == nil || c.Local || !slices.Contains(Commands.Names(true), req.Command) {
+			t.Fatalf("accepted command %q", req.Command)
 		}
 		for _, n := range req.Names {
 			if !ValidName(n) {
@@ -138,20 +187,17 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		switch req.Command {
 		case CmdStart, CmdStop, CmdRestart, CmdReset:
-			if len(req.Names) == 0 {
-				t.Fatalf("accepted %s without names", req.Command)
+			if len(req.Names) == 0 || len(req.Params) != 0 {
+				t.Fatalf("accepted %+v", req)
 			}
 		case CmdSignal:
-			if len(req.Names) != 1 || req.Signal == "" {
+			if len(req.Names) != 1 || !validSignal(req.Param(ParamSignal)) || len(req.Params) != 1 {
 				t.Fatalf("accepted signal request %+v", req)
 			}
-		case CmdReload, CmdShutdown:
-			if len(req.Names) != 0 {
-				t.Fatalf("accepted %s with names", req.Command)
+		case CmdReload, CmdShutdown, CmdStatus:
+			if len(req.Params) != 0 || (req.Command != CmdStatus && len(req.Names) != 0) {
+				t.Fatalf("accepted %+v", req)
 			}
-		}
-		if req.Command != CmdSignal && req.Signal != "" {
-			t.Fatalf("accepted a signal with %s", req.Command)
 		}
 		enc, err := json.Marshal(req)
 		if err != nil {
@@ -161,8 +207,13 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded request %s rejected: %v", enc, err)
 		}
-		if again.Command != req.Command || again.Signal != req.Signal || !slices.Equal(again.Names, req.Names) {
+		if again.Command != req.Command || !slices.Equal(again.Names, req.Names) || len(again.Params) != len(req.Params) {
 			t.Fatalf("round trip changed %+v into %+v", req, again)
+		}
+		for k, v := range req.Params {
+			if again.Params[k] != v {
+				t.Fatalf("round trip changed %+v into %+v", req, again)
+			}
 		}
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,15 +23,29 @@ const (
 	// MaxRequestSize is the largest request the server reads, in bytes,
 	// not counting the terminating newline.
 	MaxRequestSize = 64 << 10
-	// RequestTimeout bounds the time a client has to send its request,
-	// and the time the server has to write its response.
+	// RequestTimeout bounds the time a client has to send its request.
+	// The answer may take longer: a stream lasts as long as it lasts.
 	RequestTimeout = 5 * time.Second
+	// WriteTimeout bounds each write of a message to the client; a
+	// client that reads nothing for that long is cut off.
+	WriteTimeout = 10 * time.Second
+	// SendBuffer bounds the bytes of replies waiting for one client: a
+	// Send that would exceed it ends the stream with ErrSlowClient
+	// instead of waiting. A single reply larger than it is still sent
+	// when nothing else waits.
+	SendBuffer = 8 << 20
+	// MaxMessageSize is the largest message either side accepts.
+	MaxMessageSize = 16 << 20
+	// closeGrace bounds the writes still under way when the server
+	// closes.
+	closeGrace = time.Second
 	// maxPathLen is the longest socket path Linux can bind (sun_path is
 	// 108 bytes including the terminating NUL).
 	maxPathLen = 107
 )
 
-// Errors of Listen and Serve.
+// Errors of Listen, Serve and Sender.Send, and causes of the errors the
+// server reports.
 var (
 	// ErrInUse means a live supervisor already listens on the path.
 	ErrInUse = errors.New("another supervisor is listening")
@@ -40,12 +56,106 @@ var (
 	ErrPathTooLong = errors.New("socket path too long")
 	// ErrServerClosed is returned by Serve after Close.
 	ErrServerClosed = errors.New("control server closed")
+	// ErrPermission is the cause reported for a peer whose uid is
+	// neither root nor the server's.
+	ErrPermission = errors.New("permission denied")
+	// ErrEmptyRequest is the cause reported for a connection closed
+	// before it sent anything, such as the liveness probe of Listen.
+	ErrEmptyRequest = errors.New("connection closed without a request")
+	// ErrSlowClient ends a stream whose client does not keep up: more
+	// than SendBuffer bytes would wait for it.
+	ErrSlowClient = errors.New("client too slow")
+	// ErrStreamClosed is returned by Send once the handler has
+	// returned, or after the client went away.
+	ErrStreamClosed = errors.New("stream closed")
 )
 
-// Handler answers one validated request. Its context ends when the
-// Serve context ends or the server is closed; a handler must not call
-// Close itself, since Close waits for handlers to return.
-type Handler func(ctx context.Context, req Request) Response
+// ErrClientGone is the cause of a stream handler's context when its
+// client closed its end of the connection.
+var ErrClientGone = errors.New("client went away")
+
+// Handler answers one validated request of a remote command. The server
+// calls it on the connection's own goroutine, so it may wait for an event
+// loop's answer; an event loop must never call a handler itself. It sends
+// its replies with out.Send, which never waits for the client (see
+// Sender), so out may also be handed to an event loop that feeds a
+// stream. Returning nil ends the answer with a done message; returning an
+// error ends it with an error message that carries err.Error(). A unary
+// command sends at most one reply; a Stream command sends any number
+// until ctx ends, which happens when the client closes its end of the
+// connection, when the stream fails (a slow client, a failed write), or
+// when the server is closed or its Serve context ends. Context.Cause(ctx)
+// says which. A handler must not call Close, which waits for handlers to
+// return.
+type Handler func(ctx context.Context, req Request, out *Sender) error
+
+// Handlers maps each remote command of the registry to its Handler.
+type Handlers map[string]Handler
+
+// Unary adapts a function that answers with one Response: a Response with
+// Error set becomes the error message, any other is sent as the one reply.
+func Unary(f func(ctx context.Context, req Request) Response) Handler {
+	return func(ctx context.Context, req Request, out *Sender) error {
+		r := f(ctx, req)
+		if r.Error != "" {
+			return errors.New(r.Error)
+		}
+		return out.Send(r)
+	}
+}
+
+// CheckHandlers is Commands.CheckHandlers.
+func CheckHandlers(hs Handlers) error { return Commands.CheckHandlers(hs) }
+
+// CheckHandlers reports an error unless hs has a non-nil handler for
+// every remote command of r and nothing else.
+func (r *Registry) CheckHandlers(hs Handlers) error {
+	var missing, extra []string
+	for _, name := range r.Names(true) {
+		if hs[name] == nil {
+			missing = append(missing, name)
+		}
+	}
+	for name := range hs {
+		if c := r.Lookup(name); c == nil || c.Local {
+			extra = append(extra, name)
+		}
+	}
+	slices.Sort(extra)
+	var errs []error
+	if len(missing) > 0 {
+		errs = append(errs, fmt.Errorf("no handler for %s", strings.Join(missing, ", ")))
+	}
+	if len(extra) > 0 {
+		errs = append(errs, fmt.Errorf("handlers for commands that are not remote commands of the registry: %s", strings.Join(extra, ", ")))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("control: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// PeerError is what the server reports about one connection: a refused
+// peer, a bad request, a failed write, a slow client. It names the peer
+// so that reports can be rate-limited per source.
+type PeerError struct {
+	// PID and UID are the peer's, from SO_PEERCRED; -1 when unknown.
+	PID, UID int
+	// Command is the request's command, "" when none was read.
+	Command string
+	// Err is the cause; errors.Is finds ErrBadRequest, ErrPermission,
+	// ErrEmptyRequest, ErrSlowClient and the like through it.
+	Err error
+}
+
+func (e *PeerError) Error() string {
+	if e.PID < 0 {
+		return fmt.Sprintf("control: peer unknown: %v", e.Err)
+	}
+	return fmt.Sprintf("control: peer pid %d uid %d: %v", e.PID, e.UID, e.Err)
+}
+
+func (e *PeerError) Unwrap() error { return e.Err }
 
 // Server is a listening control socket. Create it with Listen, run it with
 // Serve and end it with Close. Its methods are safe for concurrent use.
@@ -55,6 +165,7 @@ type Server struct {
 	file    os.FileInfo // the socket file as created, to remove only our own
 	uid     int         // the supervisor's effective uid; it and root may connect
 	timeout time.Duration
+	reg     *Registry
 
 	mu      sync.Mutex
 	closed  bool
@@ -126,6 +237,7 @@ func Listen(path string) (*Server, error) {
 		file:    fi,
 		uid:     os.Geteuid(),
 		timeout: RequestTimeout,
+		reg:     Commands,
 		done:    make(chan struct{}),
 	}, nil
 }
@@ -194,10 +306,14 @@ func clearStale(path string) error {
 // Path returns the socket's path.
 func (s *Server) Path() string { return s.path }
 
-// SetErrorHandler sets a function that receives what the server survives:
-// malformed requests, refused peers, failed writes, accept errors. Each
-// error names the peer's pid and uid where known. It may be called at any
-// time; nil turns reporting off.
+// SetErrorHandler sets a function that receives what the server
+// survives: every refused connection or request (other uids, garbage,
+// malformed or oversized requests, requests not sent in time, empty
+// connections), failed writes, slow clients, handler panics, and accept
+// errors. The errors about a connection are *PeerError values naming the
+// peer's pid and uid. f is called from the connection's goroutine and
+// should return quickly. It may be set at any time; nil turns reporting
+// off.
 func (s *Server) SetErrorHandler(f func(error)) {
 	s.mu.Lock()
 	s.onError = f
@@ -215,19 +331,22 @@ func (s *Server) report(err error) {
 
 // Serve accepts connections until ctx ends or Close is called, then
 // stops accepting, waits for the connections in flight and returns nil.
-// Ending ctx also removes the socket file, as Close does. Each connection
-// carries one request, a JSON object ended by a newline or by the end of
-// the client's stream, of at most MaxRequestSize bytes, sent within
-// RequestTimeout; it gets one JSON response. Only root and the server's
-// own uid may use the socket (checked with SO_PEERCRED); others get
-// {"ok":false,"error":"permission denied: uid N"}. Requests that cannot
-// be read or fail ParseRequest get {"ok":false,"error":"bad request: ..."}.
-// In neither case is h called. A panic in h is recovered and answered
-// with an internal error. Serve returns ErrServerClosed if the server was
-// already closed, and an error if accepting fails for good.
-func (s *Server) Serve(ctx context.Context, h Handler) error {
-	if h == nil {
-		return errors.New("control: Serve: nil handler")
+// Ending ctx also removes the socket file, as Close does. hs must have a
+// handler for every remote command of the registry and no other (see
+// CheckHandlers), else Serve returns an error at once.
+//
+// Each connection carries one request, a JSON object ended by a newline
+// or by the end of the client's stream, of at most MaxRequestSize bytes,
+// sent within RequestTimeout. Only root and the server's own uid may use
+// the socket (checked with SO_PEERCRED); others get the error message
+// "permission denied: uid N". Requests that cannot be read or fail
+// ParseRequest get "bad request: ...". In neither case is a handler
+// called. A panic in a handler is recovered and answered with an internal
+// error. Serve returns ErrServerClosed if the server was already closed,
+// and an error if accepting fails for good.
+func (s *Server) Serve(ctx context.Context, hs Handlers) error {
+	if err := s.reg.CheckHandlers(hs); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -282,7 +401,7 @@ func (s *Server) Serve(ctx context.Context, h Handler) error {
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
-			s.handle(base, c, h)
+			s.handle(base, c, hs)
 		}()
 	}
 	s.conns.Wait()
@@ -342,70 +461,119 @@ func (s *Server) Close() error {
 	return err
 }
 
-// peerError describes a failure on one connection.
-func peerError(cred *syscall.Ucred, err error) error {
-	if cred == nil {
-		return fmt.Errorf("control: peer unknown: %w", err)
-	}
-	return fmt.Errorf("control: peer pid %d uid %d: %w", cred.Pid, cred.Uid, err)
-}
-
-// errEmpty is a connection closed before sending anything, such as the
-// liveness probe of another Listen.
-var errEmpty = errors.New("empty connection")
-
-func (s *Server) handle(ctx context.Context, c *net.UnixConn, h Handler) {
+// handle serves one connection.
+func (s *Server) handle(ctx context.Context, c *net.UnixConn, hs Handlers) {
 	defer c.Close()
-	if err := c.SetReadDeadline(time.Now().Add(s.timeout)); err != nil {
-		s.report(peerError(nil, err))
-		return
+	pe := &PeerError{PID: -1, UID: -1}
+	report := func(err error) {
+		e := *pe
+		e.Err = err
+		s.report(&e)
 	}
 	cred, cerr := peerCred(c)
-	data, rerr := s.readRequest(c)
-	if errors.Is(rerr, errEmpty) {
+	if cerr == nil {
+		pe.PID, pe.UID = int(cred.Pid), int(cred.Uid)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(s.timeout)); err != nil {
+		report(err)
 		return
 	}
-	var resp Response
+	data, buffered, rerr := s.readRequest(c)
+	if errors.Is(rerr, ErrEmptyRequest) {
+		report(rerr)
+		return
+	}
+	var refusal error
+	var req Request
 	switch {
 	case cerr != nil:
-		err := fmt.Errorf("reading peer credentials: %w", cerr)
-		s.report(peerError(nil, err))
-		resp = Response{Error: err.Error()}
+		refusal = fmt.Errorf("reading peer credentials: %w", cerr)
 	case !s.permitted(cred.Uid):
-		err := fmt.Errorf("permission denied: uid %d", cred.Uid)
-		s.report(peerError(cred, err))
-		resp = Response{Error: err.Error()}
+		refusal = fmt.Errorf("%w: uid %d", ErrPermission, cred.Uid)
 	case rerr != nil:
-		s.report(peerError(cred, rerr))
-		resp = Response{Error: rerr.Error()}
+		refusal = rerr
 	default:
-		req, err := ParseRequest(data)
-		if err != nil {
-			s.report(peerError(cred, err))
-			resp = Response{Error: err.Error()}
-		} else {
-			resp = s.call(ctx, cred, h, req)
-		}
+		req, refusal = s.reg.ParseRequest(data)
 	}
-	if err := c.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil {
-		s.report(peerError(cred, err))
+	if refusal != nil {
+		report(refusal)
+		if err := writeMessage(c, Message{Version: ProtocolVersion, Type: MsgError, Error: refusal.Error()}); err != nil {
+			report(fmt.Errorf("writing the refusal: %w", err))
+		}
 		return
 	}
-	if err := json.NewEncoder(c).Encode(resp); err != nil {
-		s.report(peerError(cred, fmt.Errorf("writing response: %w", err)))
+	pe.Command = req.Command
+	cmd := s.reg.Lookup(req.Command)
+
+	hctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	out := &Sender{conn: c, stream: cmd.Stream, wake: make(chan struct{}, 1), cancel: cancel}
+	stopClosing := context.AfterFunc(ctx, out.serverClosing)
+	defer stopClosing()
+	var workers sync.WaitGroup
+	workers.Go(out.run)
+	if cmd.Stream {
+		// The client sends nothing after its request: whatever the
+		// read returns, end of file or data, means it is done with us.
+		// (Once the handler has returned, fail does nothing: the read
+		// then ends by the deadline set below.)
+		workers.Go(func() {
+			if err := c.SetReadDeadline(time.Time{}); err != nil {
+				out.fail(err)
+				return
+			}
+			if buffered {
+				out.fail(fmt.Errorf("%w: data after the request", ErrBadRequest))
+				return
+			}
+			var b [1]byte
+			if n, err := c.Read(b[:]); n > 0 {
+				out.fail(fmt.Errorf("%w: data after the request", ErrBadRequest))
+			} else if err != nil {
+				out.fail(ErrClientGone)
+			}
+		})
+	}
+	herr := s.call(hctx, out, hs[req.Command], req, report)
+	final := Message{Version: ProtocolVersion, Type: MsgDone}
+	if herr != nil {
+		final = Message{Version: ProtocolVersion, Type: MsgError, Error: herr.Error()}
+	}
+	out.finish(final)
+	if cmd.Stream {
+		// Unblock the read of a client that is still connected.
+		c.SetReadDeadline(time.Unix(1, 0))
+	}
+	workers.Wait()
+	// A client that leaves a stream and a server that closes are no
+	// failures; a slow client, a failed write or stray data are.
+	if cause := context.Cause(hctx); cause != nil && !errors.Is(cause, ErrClientGone) && !errors.Is(cause, context.Canceled) {
+		report(cause)
 	}
 }
 
-// call runs h, turning a panic into an error response.
-func (s *Server) call(ctx context.Context, cred *syscall.Ucred, h Handler, req Request) (resp Response) {
+// call runs h, turning a panic into an error that is also reported.
+func (s *Server) call(ctx context.Context, out *Sender, h Handler, req Request, report func(error)) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err := fmt.Errorf("internal error handling %q: %v", req.Command, p)
-			s.report(peerError(cred, err))
-			resp = Response{Error: err.Error()}
+			err = fmt.Errorf("internal error handling %q: %v", req.Command, p)
+			report(err)
 		}
 	}()
-	return h(ctx, req)
+	return h(ctx, req, out)
+}
+
+// writeMessage writes one message with the write deadline.
+func writeMessage(c *net.UnixConn, m Message) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := c.SetWriteDeadline(time.Now().Add(WriteTimeout)); err != nil {
+		return err
+	}
+	_, err = c.Write(append(data, '\n'))
+	return err
 }
 
 func (s *Server) permitted(uid uint32) bool {
@@ -413,29 +581,32 @@ func (s *Server) permitted(uid uint32) bool {
 }
 
 // readRequest reads one request: up to a newline or the end of the
-// client's stream, at most MaxRequestSize bytes.
-func (s *Server) readRequest(c *net.UnixConn) ([]byte, error) {
+// client's stream, at most MaxRequestSize bytes. buffered reports data
+// read past the newline.
+func (s *Server) readRequest(c *net.UnixConn) (req []byte, buffered bool, err error) {
 	r := bufio.NewReader(io.LimitReader(c, MaxRequestSize+1))
 	line, err := r.ReadBytes('\n')
 	switch {
 	case err == nil:
-		return line[:len(line)-1], nil
+		return line[:len(line)-1], r.Buffered() > 0, nil
 	case errors.Is(err, io.EOF):
 		if len(line) > MaxRequestSize {
-			return nil, fmt.Errorf("%w: request larger than %d bytes", ErrBadRequest, MaxRequestSize)
+			return nil, false, fmt.Errorf("%w: request larger than %d bytes", ErrBadRequest, MaxRequestSize)
 		}
 		if len(line) == 0 {
-			return nil, errEmpty
+			return nil, false, ErrEmptyRequest
 		}
-		return line, nil
+		return line, false, nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, fmt.Errorf("%w: no complete request within %v", ErrBadRequest, s.timeout)
+		return nil, false, fmt.Errorf("%w: no complete request within %v", ErrBadRequest, s.timeout)
 	default:
-		return nil, fmt.Errorf("%w: reading the request: %w", ErrBadRequest, err)
+		return nil, false, fmt.Errorf("%w: reading the request: %w", ErrBadRequest, err)
 	}
 }
 
-// peerCred returns the credentials of the process at the other end of c.
+// peerCred returns the credentials of the process at the other end of c:
+// for a server's connection, the client; for a client's, the process that
+// created the listening socket.
 func peerCred(c *net.UnixConn) (*syscall.Ucred, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {

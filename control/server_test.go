@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -58,23 +57,35 @@ func (r *recorder) handle(_ context.Context, req Request) Response {
 	return resp
 }
 
-// serve listens on a fresh socket and serves h until the test ends.
-func serve(t *testing.T, h Handler) *Server {
+// handlers serves every remote command with r.handle.
+func (r *recorder) handlers() Handlers { return unaryAll(r.handle) }
+
+// unaryAll serves every remote command of Commands with f.
+func unaryAll(f func(context.Context, Request) Response) Handlers {
+	hs := Handlers{}
+	for _, name := range Commands.Names(true) {
+		hs[name] = Unary(f)
+	}
+	return hs
+}
+
+// serve listens on a fresh socket and serves hs until the test ends.
+func serve(t *testing.T, hs Handlers) *Server {
 	t.Helper()
 	srv, err := Listen(filepath.Join(socketDir(t), "s.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	startServing(t, srv, h)
+	startServing(t, srv, hs)
 	return srv
 }
 
 // startServing runs srv.Serve in a goroutine; at the end of the test it
 // closes srv and checks that Serve returned nil.
-func startServing(t *testing.T, srv *Server, h Handler) {
+func startServing(t *testing.T, srv *Server, hs Handlers) {
 	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), h) }()
+	go func() { done <- srv.Serve(context.Background(), hs) }()
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -97,8 +108,8 @@ func call(t *testing.T, path string, req Request) Response {
 }
 
 // raw sends payload on a new connection (half-closing it when closeWrite
-// is set) and decodes the response.
-func raw(t *testing.T, path string, payload []byte, closeWrite bool) Response {
+// is set) and decodes the first message of the answer.
+func raw(t *testing.T, path string, payload []byte, closeWrite bool) Message {
 	t.Helper()
 	c, err := net.Dial("unix", path)
 	if err != nil {
@@ -116,16 +127,19 @@ func raw(t *testing.T, path string, payload []byte, closeWrite bool) Response {
 		}
 	}()
 	defer func() { <-written }()
-	var resp Response
-	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+	var m Message
+	if err := json.NewDecoder(c).Decode(&m); err != nil {
 		t.Fatalf("reading response to %.40q: %v", payload, err)
 	}
-	return resp
+	if m.Version != ProtocolVersion {
+		t.Errorf("message %+v lacks the protocol version", m)
+	}
+	return m
 }
 
 func TestRoundTrip(t *testing.T) {
 	var rec recorder
-	srv := serve(t, rec.handle)
+	srv := serve(t, rec.handlers())
 
 	resp := call(t, srv.Path(), Request{Command: CmdStatus})
 	if !resp.OK || resp.Message != "did status" || len(resp.Programs) != 1 || resp.Programs[0].PID != 42 {
@@ -136,14 +150,14 @@ func TestRoundTrip(t *testing.T) {
 	if resp.OK || len(resp.Results) != 2 || resp.Results[0] != want[0] || resp.Results[1] != want[1] {
 		t.Errorf("restart response = %+v, want results %+v", resp, want)
 	}
-	resp = call(t, srv.Path(), Request{Command: CmdSignal, Names: []string{"web"}, Signal: "USR1"})
+	resp = call(t, srv.Path(), Request{Command: CmdSignal, Names: []string{"web"}, Params: map[string]string{ParamSignal: "USR1"}})
 	if !resp.OK {
 		t.Errorf("signal response = %+v", resp)
 	}
 	rec.mu.Lock()
 	last := rec.last
 	rec.mu.Unlock()
-	if last.Command != CmdSignal || last.Signal != "USR1" || len(last.Names) != 1 || last.Names[0] != "web" {
+	if last.Command != CmdSignal || last.Param(ParamSignal) != "USR1" || last.Version != ProtocolVersion || len(last.Names) != 1 || last.Names[0] != "web" {
 		t.Errorf("handler saw %+v", last)
 	}
 	if n := rec.calls.Load(); n != 3 {
@@ -153,7 +167,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestConcurrentCalls(t *testing.T) {
 	var rec recorder
-	srv := serve(t, rec.handle)
+	srv := serve(t, rec.handlers())
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -209,7 +223,7 @@ func TestCloseRemovesSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), rec.handle) }()
+	go func() { done <- srv.Serve(context.Background(), rec.handlers()) }()
 	call(t, srv.Path(), Request{Command: CmdStatus})
 	if err := srv.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -223,7 +237,7 @@ func TestCloseRemovesSocket(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if err := srv.Serve(context.Background(), rec.handle); !errors.Is(err, ErrServerClosed) {
+	if err := srv.Serve(context.Background(), rec.handlers()); !errors.Is(err, ErrServerClosed) {
 		t.Errorf("Serve after Close = %v, want ErrServerClosed", err)
 	}
 }
@@ -269,7 +283,7 @@ func TestServeStopsWithContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, rec.handle) }()
+	go func() { done <- srv.Serve(ctx, rec.handlers()) }()
 	call(t, srv.Path(), Request{Command: CmdStatus})
 	cancel()
 	if err := <-done; err != nil {
@@ -297,7 +311,7 @@ func TestCloseWaitsForHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), h) }()
+	go func() { done <- srv.Serve(context.Background(), unaryAll(h)) }()
 	type outcome struct {
 		resp Response
 		err  error
@@ -336,7 +350,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
 	var rec recorder
-	startServing(t, srv, rec.handle)
+	startServing(t, srv, rec.handlers())
 	// Binding fails while the old file exists, so an answer proves it was replaced.
 	if resp := call(t, path, Request{Command: CmdStatus}); !resp.OK {
 		t.Errorf("response = %+v", resp)
@@ -345,7 +359,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 
 func TestLiveSocketRefused(t *testing.T) {
 	var rec recorder
-	srv := serve(t, rec.handle)
+	srv := serve(t, rec.handlers())
 	_, err := Listen(srv.Path())
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Listen = %v, want ErrInUse", err)
@@ -388,7 +402,7 @@ func TestListenPathTooLong(t *testing.T) {
 
 func TestGarbageRequests(t *testing.T) {
 	var rec recorder
-	srv := serve(t, rec.handle)
+	srv := serve(t, rec.handlers())
 	var reported []error
 	var mu sync.Mutex
 	srv.SetErrorHandler(func(err error) {
@@ -397,7 +411,7 @@ func TestGarbageRequests(t *testing.T) {
 		mu.Unlock()
 	})
 	huge := bytes.Repeat([]byte("x"), 1<<20)
-	justTooBig := append([]byte(`{"command":"status","names":["`), bytes.Repeat([]byte("a"), MaxRequestSize)...)
+	justTooBig := append([]byte(`{"v":1,"command":"status","names":["`), bytes.Repeat([]byte("a"), MaxRequestSize)...)
 	tests := []struct {
 		name       string
 		payload    []byte
@@ -405,18 +419,20 @@ func TestGarbageRequests(t *testing.T) {
 		want       string
 	}{
 		{"bad JSON", []byte("hello\n"), false, "bad request: invalid JSON: invalid character 'h' looking for beginning of value"},
-		{"unknown command", []byte(`{"command":"frob"}` + "\n"), false, `bad request: unknown command "frob"`},
-		{"unknown field", []byte(`{"command":"status","x":1}`), true, `bad request: invalid JSON: unknown field "x"`},
-		{"missing names", []byte(`{"command":"stop"}` + "\n"), false, "bad request: stop needs at least one program name"},
+		{"no version", []byte(`{"command":"status"}` + "\n"), false, "bad request: protocol version 0, this supervisor speaks 1"},
+		{"unknown command", []byte(`{"v":1,"command":"frob"}` + "\n"), false, `bad request: unknown command "frob"`},
+		{"local command", []byte(`{"v":1,"command":"validate"}` + "\n"), false, `bad request: validate is a command of the command line`},
+		{"unknown field", []byte(`{"v":1,"command":"status","x":1}`), true, `bad request: invalid JSON: unknown field "x"`},
+		{"missing names", []byte(`{"v":1,"command":"stop"}` + "\n"), false, "bad request: stop needs at least one program name"},
 		{"empty line", []byte("\n"), false, "bad request: empty request"},
 		{"huge body", huge, false, "bad request: request larger than 65536 bytes"},
 		{"just too big", justTooBig, true, "bad request: request larger than 65536 bytes"},
 		{"binary", []byte{0, 1, 2, 0xff, '\n'}, false, "bad request: invalid JSON: invalid character"},
 	}
 	for _, tt := range tests {
-		resp := raw(t, srv.Path(), tt.payload, tt.closeWrite)
-		if resp.OK || !strings.HasPrefix(resp.Error, tt.want) {
-			t.Errorf("%s: response %+v, want error starting %q", tt.name, resp, tt.want)
+		m := raw(t, srv.Path(), tt.payload, tt.closeWrite)
+		if m.Type != MsgError || m.Reply != nil || !strings.HasPrefix(m.Error, tt.want) {
+			t.Errorf("%s: message %+v, want an error starting %q", tt.name, m, tt.want)
 		}
 	}
 	if n := rec.calls.Load(); n != 0 {
@@ -426,10 +442,10 @@ func TestGarbageRequests(t *testing.T) {
 	if resp := call(t, srv.Path(), Request{Command: CmdStatus}); !resp.OK {
 		t.Errorf("after garbage: %+v", resp)
 	}
-	atLimit := []byte(`{"command":"status"}`)
+	atLimit := []byte(`{"v":1,"command":"status"}`)
 	atLimit = append(atLimit, bytes.Repeat([]byte(" "), MaxRequestSize-len(atLimit))...)
-	if resp := raw(t, srv.Path(), append(atLimit, '\n'), false); !resp.OK {
-		t.Errorf("request of exactly %d bytes: %+v", MaxRequestSize, resp)
+	if m := raw(t, srv.Path(), append(atLimit, '\n'), false); m.Type != MsgReply || !m.Reply.OK {
+		t.Errorf("request of exactly %d bytes: %+v", MaxRequestSize, m)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -437,9 +453,33 @@ func TestGarbageRequests(t *testing.T) {
 		t.Errorf("error handler got %d errors, want %d: %v", len(reported), len(tests), reported)
 	}
 	for _, err := range reported {
-		if peer := fmt.Sprintf("control: peer pid %d uid %d: bad request: ", os.Getpid(), os.Getuid()); !errors.Is(err, ErrBadRequest) || !strings.HasPrefix(err.Error(), peer) {
+		var pe *PeerError
+		if peer := fmt.Sprintf("control: peer pid %d uid %d: bad request: ", os.Getpid(), os.Getuid()); !errors.Is(err, ErrBadRequest) || !strings.HasPrefix(err.Error(), peer) ||
+			!errors.As(err, &pe) || pe.PID != os.Getpid() || pe.UID != os.Getuid() {
 			t.Errorf("reported error %q lacks ErrBadRequest or the peer", err)
 		}
+	}
+}
+
+// A connection that sends nothing is reported too, naming the peer.
+func TestEmptyConnectionReported(t *testing.T) {
+	var rec recorder
+	srv := serve(t, rec.handlers())
+	reported := make(chan error, 1)
+	srv.SetErrorHandler(func(err error) { reported <- err })
+	c, err := net.Dial("unix", srv.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	select {
+	case err := <-reported:
+		var pe *PeerError
+		if !errors.Is(err, ErrEmptyRequest) || !errors.As(err, &pe) || pe.PID != os.Getpid() {
+			t.Errorf("reported %v, want ErrEmptyRequest naming pid %d", err, os.Getpid())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an empty connection was not reported")
 	}
 }
 
@@ -450,30 +490,79 @@ func TestRequestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.timeout = 100 * time.Millisecond
-	startServing(t, srv, rec.handle)
+	reported := make(chan error, 1)
+	srv.SetErrorHandler(func(err error) { reported <- err })
+	startServing(t, srv, rec.handlers())
 	// Half a request and silence: the server gives up and says why.
-	resp := raw(t, srv.Path(), []byte(`{"command":`), false)
-	if want := "bad request: no complete request within 100ms"; resp.OK || resp.Error != want {
-		t.Errorf("response %+v, want error %q", resp, want)
+	m := raw(t, srv.Path(), []byte(`{"v":1,"command":`), false)
+	if want := "bad request: no complete request within 100ms"; m.Type != MsgError || m.Error != want {
+		t.Errorf("message %+v, want error %q", m, want)
 	}
 	if n := rec.calls.Load(); n != 0 {
 		t.Errorf("handler called %d times", n)
 	}
+	if err := <-reported; !strings.Contains(err.Error(), fmt.Sprintf("peer pid %d", os.Getpid())) || !errors.Is(err, ErrBadRequest) {
+		t.Errorf("reported %v", err)
+	}
 }
 
 func TestHandlerPanic(t *testing.T) {
-	srv := serve(t, func(ctx context.Context, req Request) Response {
+	hs := unaryAll(func(ctx context.Context, req Request) Response {
 		if req.Command == CmdReload {
 			panic("boom")
 		}
 		return Response{OK: true}
 	})
-	resp := call(t, srv.Path(), Request{Command: CmdReload})
-	if want := `internal error handling "reload": boom`; resp.OK || resp.Error != want {
-		t.Errorf("response %+v, want error %q", resp, want)
+	srv := serve(t, hs)
+	reported := make(chan error, 1)
+	srv.SetErrorHandler(func(err error) { reported <- err })
+	_, err := Call(context.Background(), srv.Path(), Request{Command: CmdReload})
+	if err := <-reported; !strings.Contains(err.Error(), fmt.Sprintf("peer pid %d uid %d: internal error handling \"reload\": boom", os.Getpid(), os.Getuid())) {
+		t.Errorf("reported %v", err)
+	}
+	var re *RemoteError
+	if want := `internal error handling "reload": boom`; !errors.As(err, &re) || re.Msg != want {
+		t.Errorf("Call = %v, want the remote error %q", err, want)
 	}
 	if resp := call(t, srv.Path(), Request{Command: CmdStatus}); !resp.OK {
 		t.Errorf("after panic: %+v", resp)
+	}
+}
+
+// A Response with Error set is, through Unary, the answer's error
+// message; a handler's error is too.
+func TestRefusals(t *testing.T) {
+	hs := unaryAll(func(ctx context.Context, req Request) Response {
+		return Response{Error: "no program named \"x\""}
+	})
+	hs[CmdReload] = func(context.Context, Request, *Sender) error { return errors.New("configuration unchanged: bad") }
+	srv := serve(t, hs)
+	for cmd, want := range map[string]string{CmdStatus: `no program named "x"`, CmdReload: "configuration unchanged: bad"} {
+		_, err := Call(context.Background(), srv.Path(), Request{Command: cmd})
+		var re *RemoteError
+		if !errors.As(err, &re) || re.Msg != want {
+			t.Errorf("%s: %v, want the remote error %q", cmd, err, want)
+		}
+	}
+	m := raw(t, srv.Path(), []byte(`{"v":1,"command":"reload"}`+"\n"), false)
+	if m.Type != MsgError || m.Error != "configuration unchanged: bad" {
+		t.Errorf("reload: %+v", m)
+	}
+}
+
+func TestServeChecksHandlers(t *testing.T) {
+	srv, err := Listen(filepath.Join(socketDir(t), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	hs := unaryAll(func(context.Context, Request) Response { return Response{} })
+	delete(hs, CmdReset)
+	hs["frob"] = hs[CmdStatus]
+	hs["run"] = hs[CmdStatus]
+	err = srv.Serve(context.Background(), hs)
+	if want := "control: no handler for reset\nhandlers for commands that are not remote commands of the registry: frob, run"; err == nil || err.Error() != want {
+		t.Errorf("Serve = %v, want %q", err, want)
 	}
 }
 
@@ -500,13 +589,13 @@ func TestCallNoSupervisor(t *testing.T) {
 
 func TestCallContext(t *testing.T) {
 	release := make(chan struct{})
-	srv := serve(t, func(ctx context.Context, req Request) Response {
+	srv := serve(t, unaryAll(func(ctx context.Context, req Request) Response {
 		select {
 		case <-release:
 		case <-ctx.Done():
 		}
 		return Response{OK: true}
-	})
+	}))
 	defer close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -536,33 +625,10 @@ func TestPeerCredentials(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The test binary usually lives in a 0700 build directory: copy it.
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "client")
-	copyFile(t, exe, bin, 0o755)
-
-	runClient := func(t *testing.T, path string) callOutcome {
+	bin := copyTestBinary(t)
+	runClient := func(t *testing.T, path string) outcome {
 		t.Helper()
-		cmd := exec.Command(bin, "-test.run=^$")
-		cmd.Env = append(os.Environ(), envCallPath+"="+path)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("client: %v\n%s", err, stderr.Bytes())
-		}
-		var o callOutcome
-		if err := json.Unmarshal(out, &o); err != nil {
-			t.Fatalf("client output %q: %v", out, err)
-		}
-		if o.UID != 65534 {
-			t.Fatalf("client ran as uid %d", o.UID)
-		}
-		return o
+		return runAsNobody(t, bin, map[string]string{envCallPath: path})
 	}
 
 	t.Run("other uid refused", func(t *testing.T) {
@@ -573,22 +639,21 @@ func TestPeerCredentials(t *testing.T) {
 		}
 		var reported atomic.Value
 		srv.SetErrorHandler(func(err error) { reported.Store(err) })
-		startServing(t, srv, rec.handle)
+		startServing(t, srv, rec.handlers())
 		if err := os.Chmod(srv.Path(), 0o666); err != nil {
 			t.Fatal(err)
 		}
 		o := runClient(t, srv.Path())
-		if o.Err != "" {
-			t.Fatalf("client error: %s", o.Err)
-		}
-		want := Response{OK: false, Error: "permission denied: uid 65534"}
-		if o.Response.OK || o.Response.Error != want.Error || o.Response.Message != "" || o.Response.Programs != nil {
-			t.Errorf("response %+v, want %+v", o.Response, want)
+		if want := "permission denied: uid 65534"; o.Err != want || o.Response.OK || o.Response.Programs != nil {
+			t.Errorf("outcome %+v, want the error %q", o, want)
 		}
 		if n := rec.calls.Load(); n != 0 {
 			t.Errorf("handler called %d times for a refused peer", n)
 		}
-		if err, _ := reported.Load().(error); err == nil || !strings.Contains(err.Error(), "uid 65534: permission denied: uid 65534") {
+		err, _ = reported.Load().(error)
+		var pe *PeerError
+		if err == nil || !strings.Contains(err.Error(), "uid 65534: permission denied: uid 65534") ||
+			!errors.Is(err, ErrPermission) || !errors.As(err, &pe) || pe.UID != 65534 || pe.PID <= 0 {
 			t.Errorf("reported %v", err)
 		}
 	})
@@ -600,7 +665,7 @@ func TestPeerCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv.uid = 65534 // as if the supervisor ran as nobody
-		startServing(t, srv, rec.handle)
+		startServing(t, srv, rec.handlers())
 		if err := os.Chmod(srv.Path(), 0o666); err != nil {
 			t.Fatal(err)
 		}
@@ -619,7 +684,7 @@ func TestPeerCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		startServing(t, srv, rec.handle)
+		startServing(t, srv, rec.handlers())
 		o := runClient(t, srv.Path())
 		want := "cannot reach the supervisor at " + srv.Path() + ": connect: permission denied"
 		if o.Err != want {
@@ -629,6 +694,33 @@ func TestPeerCredentials(t *testing.T) {
 			t.Errorf("handler called %d times", n)
 		}
 	})
+}
+
+// The client refuses a socket served by a process that is neither root
+// nor its own user, before it sends anything (SPEC section 9): here a
+// plain listener run as uid 65534 squats the path.
+func TestClientRefusesForeignServer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a listener under another uid")
+	}
+	dir := socketDir(t)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin := copyTestBinary(t)
+	path := filepath.Join(dir, "squat.sock")
+	wait := squatter(t, bin, path)
+	for _, cmd := range []string{CmdStatus, CmdShutdown} {
+		_, err := Call(context.Background(), path, Request{Command: cmd})
+		want := fmt.Sprintf("refusing to talk to the socket at %s: it is served by uid 65534 (pid ", path)
+		if !errors.Is(err, ErrUntrustedServer) || !strings.HasPrefix(err.Error(), want) ||
+			!strings.HasSuffix(err.Error(), "), neither root nor this user (uid 0)") {
+			t.Errorf("%s: %v, want ErrUntrustedServer: %q...", cmd, err, want)
+		}
+	}
+	if o := wait(); o.Err != "" || len(o.Received) != 2 || o.Received[0] != 0 || o.Received[1] != 0 {
+		t.Errorf("the squatter saw %+v, want two connections that sent nothing", o)
+	}
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {

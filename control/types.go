@@ -1,19 +1,45 @@
 // Package control is the protocol between the supervise command line and a
-// running supervisor: one JSON request and one JSON response per connection
-// over a Unix stream socket that only root and the supervisor's own user may
-// use.
+// running supervisor, and the one registry of supervise's commands.
 //
-// On the wire a request is one JSON object (Request) ended by a newline or
-// by the client closing its side, at most MaxRequestSize bytes, sent within
-// RequestTimeout; the answer is one JSON object (Response) and a newline.
+// # Commands
+//
+// Commands (a *Registry) lists every command of the command line once:
+// its name, positional arguments, flags, summary and help, whether the CLI
+// runs it itself (Local) or sends it to the supervisor, and whether its
+// answer is a stream. The CLI parses a command line with
+// (*Command).ParseArgs and prints help from the same entries; the server
+// validates requests against them (ParseRequest) and refuses to serve
+// without a handler for each remote command (Serve).
+//
+// # Wire protocol
+//
+// One connection carries one request. The client sends a Request as one
+// line of JSON (at most MaxRequestSize bytes, within RequestTimeout). The
+// server answers with a stream of Messages, one line of JSON each, every
+// one carrying the protocol version: zero or more "reply" messages, then
+// exactly one final message, "done" or "error". A unary command (status,
+// start, ...) answers with one reply and "done". A streaming command keeps
+// sending replies until the client closes its end of the connection or
+// the server closes; such a stream may last indefinitely.
+//
 // The server (Listen, Serve) creates the socket mode 0600, checks each
-// peer's uid with SO_PEERCRED, validates every request with ParseRequest
-// before its Handler sees it, and survives malformed input by answering
-// with an error. Call is the client side; WriteTable prints the status
-// table of `supervise status`.
+// peer's uid with SO_PEERCRED (root and the server's own uid only),
+// validates every request before a Handler sees it, survives malformed
+// input by answering with an error message, and reports every refusal to
+// its error handler as a *PeerError naming the peer. The client (Do, Call)
+// checks the server's uid the same way before it sends anything.
+//
+// RuntimeDir, DefaultSocketPath, SocketPath and ScanSocket find the
+// socket; WriteTable prints the status table of `supervise status`.
 package control
 
 import "time"
+
+// ProtocolVersion is the version of the wire protocol this package
+// speaks. Every Request and every Message carries it; a server refuses a
+// request of another version and a client refuses a message of another
+// version, each saying so.
+const ProtocolVersion = 1
 
 // Commands understood by the supervisor.
 const (
@@ -27,16 +53,46 @@ const (
 	CmdShutdown = "shutdown"
 )
 
-// Request is what a client sends: a command, the programs it names, and for
-// CmdSignal the signal (a name such as "HUP" or "SIGHUP", or a number).
+// ParamSignal is the parameter of CmdSignal that holds the signal (a name
+// such as "HUP" or "SIGHUP", or a number).
+const ParamSignal = "signal"
+
+// Request is what a client sends: the protocol version, a command, the
+// programs it names, and its other arguments and flags by name (Params).
+// The registry entry of Command says which Names and Params it takes.
 type Request struct {
-	Command string   `json:"command"`
-	Names   []string `json:"names,omitempty"`
-	Signal  string   `json:"signal,omitempty"`
+	Version int               `json:"v"`
+	Command string            `json:"command"`
+	Names   []string          `json:"names,omitempty"`
+	Params  map[string]string `json:"params,omitempty"`
 }
 
-// Response is the supervisor's answer. OK is false when the request as a
-// whole was refused (Error says why) or when any per-program Result failed.
+// Param returns the parameter name of r, "" when it is absent.
+func (r Request) Param(name string) string { return r.Params[name] }
+
+// Message types.
+const (
+	// MsgReply carries one Response; a stream has any number of them.
+	MsgReply = "reply"
+	// MsgDone ends a stream that succeeded.
+	MsgDone = "done"
+	// MsgError ends a stream with an error, such as a refused request.
+	MsgError = "error"
+)
+
+// Message is one line of the server's answer: a reply, or the final done
+// or error. Version is ProtocolVersion.
+type Message struct {
+	Version int       `json:"v"`
+	Type    string    `json:"type"`
+	Reply   *Response `json:"reply,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Response is one reply of the supervisor. OK is false when any
+// per-program Result failed. Error, when set, refuses the request as a
+// whole: Unary turns such a Response into the stream's error message, and
+// a client treats a reply that carries one like an error message.
 type Response struct {
 	OK       bool            `json:"ok"`
 	Error    string          `json:"error,omitempty"`

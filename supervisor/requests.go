@@ -13,104 +13,106 @@ import (
 	"github.com/supervise/supervise/supervisor/lifecycle"
 )
 
-// onRequest answers a control request. Commands that wait for processes
-// (stop, restart) reply from a goroutine once the loop has released them.
+// loopCommand is what a remote command does in the event loop. It answers
+// r itself, at once or (for commands that wait for processes) from a
+// goroutine once the loop has released them.
+type loopCommand func(s *Supervisor, r request)
+
+// loopCommands is the supervisor's side of every unary remote command of
+// control.Commands: one entry per command. (reload is answered by the
+// reload path, which the file watcher and SIGHUP share.)
+var loopCommands = map[string]loopCommand{
+	control.CmdStatus:   (*Supervisor).cmdStatus,
+	control.CmdShutdown: (*Supervisor).cmdShutdown,
+	control.CmdStart:    perProgram((*Supervisor).cmdStart),
+	control.CmdStop:     perProgram((*Supervisor).cmdStop),
+	control.CmdRestart:  perProgram((*Supervisor).cmdRestart),
+	control.CmdReset:    perProgram((*Supervisor).cmdReset),
+	control.CmdSignal:   perProgram((*Supervisor).cmdSignal),
+	control.CmdReload:   nil, // see Handle
+}
+
+// controlHandlers is the control server's dispatch: a handler for each
+// remote command of control.Commands (Serve refuses to run without one
+// for each). Unary commands go through the event loop in Handle.
+func (s *Supervisor) controlHandlers() control.Handlers {
+	unary := control.Unary(s.Handle)
+	hs := control.Handlers{}
+	for name := range loopCommands {
+		hs[name] = unary
+	}
+	return hs
+}
+
+// onRequest answers a control request in the loop.
 func (s *Supervisor) onRequest(r request) {
-	req := r.req
-	switch req.Command {
-	case control.CmdStatus, control.CmdShutdown:
-	case control.CmdStart, control.CmdStop, control.CmdRestart, control.CmdReset, control.CmdSignal:
-		if len(req.Names) == 0 {
-			r.answer(control.Response{Error: req.Command + " needs at least one program name"})
-			return
-		}
-	default:
-		r.answer(control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)})
+	cmd, ok := loopCommands[r.req.Command]
+	if !ok || cmd == nil {
+		r.answer(control.Response{Error: fmt.Sprintf("unknown command %q", r.req.Command)})
 		return
 	}
-	for _, n := range req.Names {
+	for _, n := range r.req.Names {
 		if s.progs[n] == nil {
 			r.answer(control.Response{Error: fmt.Sprintf("no program named %q (programs: %s)", n, joinNames(s.order))})
 			return
 		}
 	}
-	switch req.Command {
-	case control.CmdStatus:
-		progs, meta := s.status(req.Names)
-		r.reply <- answer{resp: control.Response{OK: true, Programs: progs}, meta: meta}
-		return
-	case control.CmdShutdown:
-		r.answer(control.Response{OK: true, Message: "shutting down"})
-		s.beginTeardown("shutdown requested", 0)
-		return
-	}
-	if s.shutting {
-		r.answer(control.Response{Error: "the supervisor is shutting down"})
-		return
-	}
-	resp := control.Response{OK: true}
-	var waits []chan struct{}
-	for _, name := range req.Names {
-		p := s.progs[name]
-		res := control.Result{Name: name, OK: true}
-		switch req.Command {
-		case control.CmdStart:
-			if !p.m.Alive() {
-				if r := s.start(p, "start requested", true); r != "" {
-					res = control.Result{Name: name, Error: r}
-				}
-			}
-		case control.CmdReset:
-			p.log.Info("breaker reset by operator")
-			s.step(p, lifecycle.Reset{})
-		case control.CmdStop, control.CmdRestart:
-			intent := lifecycle.IntentStop
-			if req.Command == control.CmdRestart {
-				intent = lifecycle.IntentRestart
-			}
-			w := make(chan struct{})
-			waits = append(waits, w)
-			s.wait(p, w)
-			p.refusal = ""
-			s.step(p, lifecycle.Stop{Intent: intent})
-			if p.refusal != "" {
-				res = control.Result{Name: name, Error: p.refusal}
-				p.refusal = ""
-			}
-		case control.CmdSignal:
-			sig, err := conf.ParseSignal(req.Signal)
-			if err != nil {
-				res = control.Result{Name: name, Error: err.Error()}
-				break
-			}
-			if p.run == nil {
-				res = control.Result{Name: name, Error: fmt.Sprintf("not running (%s)", p.m.State())}
-				break
-			}
-			// An exit it causes is judged like any other (SPEC §3).
-			if err := p.run.proc.Signal(sig); err != nil {
-				res = control.Result{Name: name, Error: err.Error()}
-				break
-			}
-			p.log.Info("signal sent by operator", zap.String("signal", conf.SignalName(sig)))
-		default:
-			r.answer(control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)})
+	cmd(s, r)
+}
+
+func (s *Supervisor) cmdStatus(r request) {
+	progs, meta := s.status(r.req.Names)
+	r.reply <- answer{resp: control.Response{OK: true, Programs: progs}, meta: meta}
+}
+
+func (s *Supervisor) cmdShutdown(r request) {
+	r.answer(control.Response{OK: true, Message: "shutting down"})
+	s.beginTeardown("shutdown requested", 0)
+}
+
+// programCommand acts on one named program; it returns the error of its
+// result ("" for success) and, when the answer must wait until the
+// program has settled, a channel closed then.
+type programCommand func(s *Supervisor, p *program, req control.Request) (errText string, wait chan struct{})
+
+// perProgram runs c for every named program and answers with a result per
+// program and their status, once every stop they asked for has ended.
+func perProgram(c programCommand) loopCommand {
+	return func(s *Supervisor, r request) {
+		req := r.req
+		if len(req.Names) == 0 {
+			r.answer(control.Response{Error: req.Command + " needs at least one program name"})
 			return
 		}
-		if res.Error != "" {
-			res.OK = false
-			resp.OK = false
+		if s.shutting {
+			r.answer(control.Response{Error: "the supervisor is shutting down"})
+			return
 		}
-		resp.Results = append(resp.Results, res)
+		resp := control.Response{OK: true}
+		var waits []chan struct{}
+		for _, name := range req.Names {
+			errText, w := c(s, s.progs[name], req)
+			if w != nil {
+				waits = append(waits, w)
+			}
+			res := control.Result{Name: name, OK: errText == "", Error: errText}
+			resp.OK = resp.OK && res.OK
+			resp.Results = append(resp.Results, res)
+		}
+		s.answerAfter(r, resp, waits)
 	}
+}
+
+// answerAfter answers r with resp and a fresh status of the named
+// programs once waits are closed. The loop must not block: it waits in a
+// goroutine, then fetches the status through the loop.
+func (s *Supervisor) answerAfter(r request, resp control.Response, waits []chan struct{}) {
 	if len(waits) == 0 {
-		progs, meta := s.status(req.Names)
+		progs, meta := s.status(r.req.Names)
 		resp.Programs = progs
 		r.reply <- answer{resp: resp, meta: meta}
 		return
 	}
-	// The loop must not block: wait for the stops in a goroutine, then
-	// fetch a fresh status through the loop.
 	go func() {
 		for _, w := range waits {
 			select {
@@ -119,7 +121,7 @@ func (s *Supervisor) onRequest(r request) {
 			}
 		}
 		st := make(chan answer, 1)
-		s.box.push(request{req: control.Request{Command: control.CmdStatus, Names: req.Names}, reply: st})
+		s.box.push(request{req: control.Request{Command: control.CmdStatus, Names: r.req.Names}, reply: st})
 		var meta map[int]string
 		select {
 		case got := <-st:
@@ -128,6 +130,55 @@ func (s *Supervisor) onRequest(r request) {
 		}
 		r.reply <- answer{resp: resp, meta: meta}
 	}()
+}
+
+func (s *Supervisor) cmdStart(p *program, _ control.Request) (string, chan struct{}) {
+	if p.m.Alive() {
+		return "", nil
+	}
+	return s.start(p, "start requested", true), nil
+}
+
+func (s *Supervisor) cmdReset(p *program, _ control.Request) (string, chan struct{}) {
+	p.log.Info("breaker reset by operator")
+	s.step(p, lifecycle.Reset{})
+	return "", nil
+}
+
+func (s *Supervisor) cmdStop(p *program, _ control.Request) (string, chan struct{}) {
+	return s.stopFor(p, lifecycle.IntentStop)
+}
+
+func (s *Supervisor) cmdRestart(p *program, _ control.Request) (string, chan struct{}) {
+	return s.stopFor(p, lifecycle.IntentRestart)
+}
+
+// stopFor steps p with a stop of intent and returns the refusal, if any,
+// and a channel closed once p has settled.
+func (s *Supervisor) stopFor(p *program, intent lifecycle.Intent) (string, chan struct{}) {
+	w := make(chan struct{})
+	s.wait(p, w)
+	p.refusal = ""
+	s.step(p, lifecycle.Stop{Intent: intent})
+	refusal := p.refusal
+	p.refusal = ""
+	return refusal, w
+}
+
+func (s *Supervisor) cmdSignal(p *program, req control.Request) (string, chan struct{}) {
+	sig, err := conf.ParseSignal(req.Param(control.ParamSignal))
+	if err != nil {
+		return err.Error(), nil
+	}
+	if p.run == nil {
+		return fmt.Sprintf("not running (%s)", p.m.State()), nil
+	}
+	// An exit it causes is judged like any other (SPEC §3).
+	if err := p.run.proc.Signal(sig); err != nil {
+		return err.Error(), nil
+	}
+	p.log.Info("signal sent by operator", zap.String("signal", conf.SignalName(sig)))
+	return "", nil
 }
 
 // status builds the rows of `supervise status`.

@@ -289,7 +289,9 @@ func (s *Supervisor) setup() error {
 	}
 	s.fw = fw
 
-	if path, ok := control.SocketPath(s.opts.SocketFlag, s.cfg.Supervisor.Socket); ok {
+	if path, ok, perr := control.SocketPath(s.opts.SocketFlag, s.cfg.Supervisor.Socket); perr != nil {
+		s.log.Error("control socket unavailable; running without it (set [supervisor] socket or -s)", zap.Error(perr))
+	} else if ok {
 		srv, err := control.Listen(path)
 		switch {
 		case errors.Is(err, control.ErrInUse):
@@ -308,7 +310,7 @@ func (s *Supervisor) setup() error {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				if err := srv.Serve(ctx, s.Handle); err != nil && ctx.Err() == nil {
+				if err := srv.Serve(ctx, s.controlHandlers()); err != nil && ctx.Err() == nil {
 					s.log.Error("control socket stopped", zap.Error(err))
 				}
 			}()
@@ -535,19 +537,14 @@ func (s *Supervisor) scheduleSDWatchdog() {
 	s.sdTimer = s.clk.AfterFunc(d/2, func() { s.box.push(sdWatchdog{}) })
 }
 
-func (s *Supervisor) runtimeDir() string {
+// runtimeDir is where the supervisor's runtime files go (SPEC §18):
+// $XDG_RUNTIME_DIR, else /run as root, else a private 0700 directory of
+// the user's own under $TMPDIR or /tmp (control.RuntimeDir).
+func (s *Supervisor) runtimeDir() (string, error) {
 	if s.opts.RuntimeDir != "" {
-		return s.opts.RuntimeDir
+		return s.opts.RuntimeDir, nil
 	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		if st, err := os.Stat("/run"); err == nil && st.IsDir() {
-			return "/run"
-		}
-	}
-	return os.TempDir()
+	return control.RuntimeDir()
 }
 
 // ensureNotifyDir creates the 0700 directory of the notify sockets.
@@ -555,7 +552,12 @@ func (s *Supervisor) ensureNotifyDir() (string, error) {
 	if s.notifyDir != "" {
 		return s.notifyDir, nil
 	}
-	d, err := os.MkdirTemp(s.runtimeDir(), fmt.Sprintf("supervise-%d-notify-", os.Getpid()))
+	rt, err := s.runtimeDir()
+	if err != nil {
+		return "", fmt.Errorf("notify socket directory: %w", err)
+	}
+	// MkdirTemp makes it 0700 and refuses to follow a planted name.
+	d, err := os.MkdirTemp(rt, fmt.Sprintf("supervise-%d-notify-", os.Getpid()))
 	if err != nil {
 		return "", fmt.Errorf("notify socket directory: %w", err)
 	}

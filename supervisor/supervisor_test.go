@@ -428,7 +428,7 @@ command = ["/bin/sleep", "1000"]
 	h.waitFor("running", func() bool { return h.status("s").PID != 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	r := h.sup.Handle(ctx, control.Request{Command: control.CmdSignal, Names: []string{"s"}, Signal: "TERM"})
+	r := h.sup.Handle(ctx, control.Request{Command: control.CmdSignal, Names: []string{"s"}, Params: map[string]string{control.ParamSignal: "TERM"}})
 	if !r.OK {
 		t.Fatalf("signal: %+v", r)
 	}

@@ -239,8 +239,13 @@ func TestSocketInUseRefusesToStart(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
+	ok := control.Unary(func(context.Context, control.Request) control.Response { return control.Response{OK: true} })
+	hs := control.Handlers{}
+	for _, name := range control.Commands.Names(true) {
+		hs[name] = ok
+	}
 	go func() {
-		other.Serve(ctx, func(context.Context, control.Request) control.Response { return control.Response{OK: true} })
+		other.Serve(ctx, hs)
 		close(served)
 	}()
 	defer func() { cancel(); other.Close(); <-served }()

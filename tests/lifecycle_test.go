@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,35 @@ depends_on = ["db"]
 	}
 	if !found {
 		t.Fatalf("status table does not show app waiting:\n%s", strings.Join(rows, "\n"))
+	}
+}
+
+// SPEC §1 / issue: validate warns about what will fail at run time (an
+// unknown user, a missing command or directory), naming program and key;
+// --strict makes that exit 1, while run starts anyway.
+func TestValidateWarnsAboutWhatCannotRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := dir + "/supervise.toml"
+	text := `[programs.web]
+command = ["/nonexistent/wbe"]
+user = "no-such-user-xq"
+directory = "/nonexistent/dir"
+min_uptime = "5.999999023s"
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, 20*time.Second, "validate", "-c", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "ok, 1 program\n") || !strings.Contains(r.stdout, "min_uptime 6s") {
+		t.Fatalf("validate: %s", r)
+	}
+	for _, want := range []string{`supervise.toml:2: programs.web: key "command"`, `:3: programs.web: key "user"`, `:4: programs.web: key "directory"`} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("validate warnings lack %q:\n%s", want, r.stderr)
+		}
+	}
+	if r := runBin(t, 20*time.Second, "validate", "--strict", "-c", path); r.code != 1 {
+		t.Errorf("validate --strict with warnings: %s, want exit 1", r)
 	}
 }

@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strconv"
-	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,26 +24,16 @@ import (
 )
 
 // cmdRun runs the supervisor in the foreground (SPEC §1).
-func cmdRun(args []string, stderr io.Writer) (int, error) {
-	var cfgFlag, socketFlag, level, format string
-	fs := newFlagSet()
-	fs.str(&cfgFlag, "c", "config")
-	fs.str(&socketFlag, "s", "socket")
-	fs.str(&level, "log-level")
-	fs.str(&format, "log-format")
-	pos, command, err := fs.parse(args)
-	if err != nil {
-		return 2, err
-	}
-	if len(pos) > 0 {
-		return 2, usageError{fmt.Sprintf("unexpected argument %q (a command to run goes after --)", pos[0])}
-	}
+func cmdRun(inv *control.Invocation, _, stderr io.Writer) (int, error) {
+	cfgFlag, socketFlag := inv.Value("config"), inv.Value("socket")
+	level, format, command := inv.Value("log-level"), inv.Value("log-format"), inv.Rest
 	if socketFlag == "" {
 		socketFlag = os.Getenv("SUPERVISE_SOCKET")
 	}
 
 	single := len(command) > 0 && cfgFlag == "" && os.Getenv("SUPERVISE_CONFIG") == ""
 	var cfg *conf.Config
+	var err error
 	if single {
 		cfg = conf.Default()
 		if err := cfg.AddCommand(command); err != nil {
@@ -156,24 +146,15 @@ func newLogger(format string, level zap.AtomicLevel, w zapcore.WriteSyncer) *zap
 }
 
 // cmdValidate checks a file exactly as run would.
-func cmdValidate(args []string, stdout, stderr io.Writer) (int, error) {
-	var cfgFlag string
-	fs := newFlagSet()
-	fs.str(&cfgFlag, "c", "config")
-	pos, rest, err := fs.parse(args)
-	if err != nil {
-		return 2, err
-	}
-	if len(pos) > 0 || len(rest) > 0 {
-		return 2, usageError{"validate takes no arguments besides -c FILE"}
-	}
+func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	cfgFlag := inv.Value("config")
 	path := conf.Resolve(cfgFlag)
 	cfg, err := conf.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2, nil
 	}
-	fmt.Fprintf(stdout, "%s: ok, %d programs\n", path, len(cfg.Order))
+	fmt.Fprintf(stdout, "%s: ok, %s\n", path, conf.Plural(len(cfg.Order), "program"))
 	for _, name := range cfg.Order {
 		fmt.Fprintf(stdout, "  %s\n", cfg.Programs[name].Summary())
 	}
@@ -183,27 +164,24 @@ func cmdValidate(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	sort.Strings(steps)
 	for _, name := range steps {
-		t := cfg.Teardown[name]
-		fmt.Fprintf(stdout, "  teardown.%-7s priority=%d timeout=%s  %s\n", name, t.Priority, t.Timeout, strings.Join(t.Command, " "))
+		fmt.Fprintf(stdout, "  %s\n", cfg.Teardown[name].Summary())
+	}
+	warnings := cfg.Warnings()
+	sort.SliceStable(warnings, func(i, j int) bool { return warnings[i].Line < warnings[j].Line })
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if len(warnings) > 0 && inv.Bool("strict") {
+		return 1, nil
 	}
 	return 0, nil
 }
 
 // cmdCheck is the health probe of SPEC §1: exit 0 when the supervisor's
 // heartbeat file is fresh, 1 otherwise.
-func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
-	var cfgFlag, file, maxAge string
-	fs := newFlagSet()
-	fs.str(&cfgFlag, "c", "config")
-	fs.str(&file, "heartbeat")
-	fs.str(&maxAge, "max-age")
-	pos, rest, err := fs.parse(args)
-	if err != nil {
-		return 2, err
-	}
-	if len(pos) > 0 || len(rest) > 0 {
-		return 2, usageError{"check takes no arguments"}
-	}
+func cmdCheck(inv *control.Invocation, stdout, _ io.Writer) (int, error) {
+	cfgFlag, file, maxAge := inv.Value("config"), inv.Value("heartbeat"), inv.Value("max-age")
+	var err error
 	var age time.Duration
 	if maxAge != "" {
 		if age, err = parseDuration(maxAge); err != nil {
@@ -245,96 +223,83 @@ func cmdCheck(args []string, stdout, stderr io.Writer) (int, error) {
 	return 0, nil
 }
 
-// cmdControl sends one request to the running supervisor.
-func cmdControl(cmd string, args []string, stdout, stderr io.Writer) (int, error) {
-	var cfgFlag, socketFlag string
-	var asJSON bool
-	fs := newFlagSet()
-	fs.str(&cfgFlag, "c", "config")
-	fs.str(&socketFlag, "s", "socket")
-	if cmd == "status" {
-		fs.boolean(&asJSON, "json")
-	}
-	pos, rest, err := fs.parse(args)
+// cmdControl sends a remote command to the running supervisor and prints
+// its replies: exit 0, or 1 when the request failed or any program's
+// result did.
+func cmdControl(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	path, code, err := socketFor(inv.Value("config"), inv.Value("socket"))
 	if err != nil {
-		return 2, err
+		return code, err
 	}
-	if len(rest) > 0 {
-		return 2, usageError{"unexpected -- for " + cmd}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if inv.Command.Stream {
+		// A stream lasts until the operator interrupts it.
+		ctx, cancel = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	} else {
+		ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
 	}
-	req := control.Request{Command: cmd}
-	switch cmd {
-	case "status":
-		req.Names = pos
-	case "start", "stop", "restart", "reset":
-		if len(pos) == 0 {
-			return 2, usageError{cmd + " needs at least one program name"}
-		}
-		req.Names = pos
-	case "signal":
-		if len(pos) != 2 {
-			return 2, usageError{"usage: supervise signal NAME SIGNAL"}
-		}
-		req.Names, req.Signal = pos[:1], pos[1]
-	case "reload", "shutdown":
-		if len(pos) > 0 {
-			return 2, usageError{cmd + " takes no arguments"}
-		}
+	defer cancel()
+	print := inv.Command.Print
+	if print == nil {
+		print = control.PrintResponse
 	}
+	code = 0
+	err = control.Do(ctx, path, inv.Request(), func(r control.Response) error {
+		for _, res := range r.Results {
+			if !res.OK {
+				fmt.Fprintf(stderr, "supervise: %s: %s\n", res.Name, res.Error)
+				code = 1
+			}
+		}
+		return print(stdout, inv, r)
+	})
+	var re *control.RemoteError
+	switch {
+	case err == nil:
+		return code, nil
+	case inv.Command.Stream && errors.Is(err, context.Canceled):
+		return code, nil
+	case errors.As(err, &re):
+		fmt.Fprintf(stderr, "supervise: %s\n", re.Msg)
+		return 1, nil
+	}
+	return 1, err
+}
+
+// socketFor finds the control socket of a control command: -s, else
+// $SUPERVISE_SOCKET, else the [supervisor] socket of the configuration
+// file read on its own (a file broken elsewhere still gives its socket),
+// else the default. A file given with -c must be readable; one found by
+// default may be missing or unreadable. The code is the exit code of a
+// failure: 2 for a bad setting, 1 when no default socket can be had.
+func socketFor(cfgFlag, socketFlag string) (path string, code int, err error) {
 	if socketFlag == "" {
 		socketFlag = os.Getenv("SUPERVISE_SOCKET")
 	}
 	configured := ""
 	if socketFlag == "" {
-		if cfg, err := conf.Load(conf.Resolve(cfgFlag)); err == nil {
-			configured = cfg.Supervisor.Socket
-		} else if cfgFlag != "" {
-			fmt.Fprintln(stderr, err)
-			return 2, nil
+		file := conf.Resolve(cfgFlag)
+		data, err := os.ReadFile(file)
+		switch {
+		case err != nil && cfgFlag != "":
+			return "", 2, fmt.Errorf("config: %w", err)
+		case err == nil:
+			s, _, err := control.ScanSocket(file, data)
+			if err != nil {
+				return "", 2, err
+			}
+			configured = s
 		}
 	}
-	path, ok := control.SocketPath(socketFlag, configured)
-	if !ok {
-		return 2, errors.New("the control socket is disabled (socket = \"off\")")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	resp, err := control.Call(ctx, path, req)
-	if err != nil {
-		return 1, err
-	}
-	if resp.Error != "" {
-		fmt.Fprintf(stderr, "supervise: %s\n", resp.Error)
-		return 1, nil
-	}
-	code := 0
-	for _, r := range resp.Results {
-		if !r.OK {
-			fmt.Fprintf(stderr, "supervise: %s: %s\n", r.Name, r.Error)
-			code = 1
-		}
-	}
+	path, ok, err := control.SocketPath(socketFlag, configured)
 	switch {
-	case cmd == "status" && asJSON:
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		progs := resp.Programs
-		if progs == nil {
-			progs = []control.ProgramStatus{}
-		}
-		if err := enc.Encode(map[string]any{"programs": progs}); err != nil {
-			return 1, err
-		}
-	case cmd == "status":
-		if err := control.WriteTable(stdout, resp.Programs); err != nil {
-			return 1, err
-		}
-	case resp.Message != "":
-		fmt.Fprintln(stdout, resp.Message)
-	case cmd != "shutdown" && code == 0 && len(resp.Programs) > 0:
-		control.WriteTable(stdout, resp.Programs)
+	case err != nil:
+		return "", 1, err
+	case !ok:
+		return "", 2, errors.New("the control socket is disabled (socket = \"off\")")
 	}
-	return code, nil
+	return path, 0, nil
 }
 
 // parseDuration accepts Go syntax ("30s") or a number of seconds ("30", "0.5").

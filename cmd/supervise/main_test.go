@@ -13,33 +13,87 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/supervise/supervise/control"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestFlagSetInterleavesFlagsAndStopsAtDashDash(t *testing.T) {
-	var cfg, level string
-	var asJSON bool
-	fs := newFlagSet()
-	fs.str(&cfg, "c", "config")
-	fs.str(&level, "log-level")
-	fs.boolean(&asJSON, "json")
-	pos, rest, err := fs.parse([]string{"web", "--json", "-c", "a.toml", "db", "--log-level=debug", "--", "sh", "-c", "x"})
+func TestParseInterleavesFlagsAndStopsAtDashDash(t *testing.T) {
+	inv, err := parse([]string{"status", "web", "--json", "-c", "a.toml", "db", "--socket=/s"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(pos, []string{"web", "db"}) || !reflect.DeepEqual(rest, []string{"sh", "-c", "x"}) {
-		t.Fatalf("pos %q rest %q", pos, rest)
+	if inv.Command.Name != "status" || !reflect.DeepEqual(inv.Names, []string{"web", "db"}) || !inv.Bool("json") || inv.Value("config") != "a.toml" || inv.Value("socket") != "/s" {
+		t.Fatalf("status: %+v", inv)
 	}
-	if cfg != "a.toml" || level != "debug" || !asJSON {
-		t.Fatalf("cfg %q level %q json %v", cfg, level, asJSON)
+	// No command, or a flag first, means run.
+	for _, args := range [][]string{
+		{"-c", "a.toml", "--log-level=debug", "--", "sh", "-c", "x"},
+		{"run", "-c", "a.toml", "--log-level", "debug", "--", "sh", "-c", "x"},
+	} {
+		inv, err := parse(args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.Command.Name != "run" || inv.Value("config") != "a.toml" || inv.Value("log-level") != "debug" || !reflect.DeepEqual(inv.Rest, []string{"sh", "-c", "x"}) {
+			t.Fatalf("%q: %+v", args, inv)
+		}
 	}
-	for _, bad := range [][]string{{"--nope"}, {"-c"}, {"--json=maybe"}} {
-		if _, _, err := fs.parse(bad); err == nil {
+	if inv, err := parse(nil); err != nil || inv.Command.Name != "run" {
+		t.Fatalf("no arguments: %+v, %v", inv, err)
+	}
+	if inv, err := parse([]string{"--", "sleep", "1"}); err != nil || inv.Command.Name != "run" || !reflect.DeepEqual(inv.Rest, []string{"sleep", "1"}) {
+		t.Fatalf("-- sleep 1: %+v, %v", inv, err)
+	}
+	for _, bad := range [][]string{{"status", "--nope"}, {"status", "-c"}, {"status", "--json=maybe"}, {"statuss"}} {
+		if _, err := parse(bad); err == nil {
 			t.Errorf("%q: no error", bad)
-		} else if _, ok := err.(usageError); !ok {
+		} else if _, ok := err.(*control.UsageError); !ok {
 			t.Errorf("%q: %T is not a usage error", bad, err)
 		}
+	}
+}
+
+// Every local command of the registry has a runner here, and every
+// runner a local command.
+func TestLocalRunnersCoverRegistry(t *testing.T) {
+	for _, c := range control.Commands.All() {
+		if c.Local != (local[c.Name] != nil) {
+			t.Errorf("command %s: local %v, runner %v", c.Name, c.Local, local[c.Name] != nil)
+		}
+	}
+	for name := range local {
+		if control.Commands.Lookup(name) == nil {
+			t.Errorf("runner %s has no command", name)
+		}
+	}
+}
+
+// Every command answers --help and -h with its own usage and exit 0, as
+// does `supervise help COMMAND`; an unknown command lists the commands.
+func TestHelpAndUnknownCommand(t *testing.T) {
+	for _, c := range control.Commands.All() {
+		for _, args := range [][]string{{c.Name, "--help"}, {c.Name, "-h"}, {"help", c.Name}} {
+			var out, errOut bytes.Buffer
+			code := run(args, &out, &errOut)
+			if code != 0 || !strings.HasPrefix(out.String(), "usage: "+c.Synopsis(true)+"\n") || errOut.Len() != 0 {
+				t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errOut.String())
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"statuss"}, &out, &errOut); code != 2 || out.Len() != 0 ||
+		!strings.Contains(errOut.String(), `supervise: unknown command "statuss" (did you mean "status"?); commands: run, validate, status, start,`) {
+		t.Errorf("statuss: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"sleep", "10"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "supervise -- sleep") {
+		t.Errorf("sleep 10: exit %d, stderr %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"help", "nosuch"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), `unknown command "nosuch"`) {
+		t.Errorf("help nosuch: exit %d, stderr %q", code, errOut.String())
 	}
 }
 
@@ -239,5 +293,53 @@ func TestLineWriterBatchSharesOneTimestamp(t *testing.T) {
 	}
 	if len(times) != 3 || times[0] != times[1] || times[1] == times[2] {
 		t.Fatalf("timestamps %q: want the batch's two equal and the third later", times)
+	}
+}
+
+// Control commands find the socket with -s, else $SUPERVISE_SOCKET, else
+// the file's [supervisor] socket read on its own, else the default.
+func TestSocketFor(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", "/xdg")
+	t.Setenv("SUPERVISE_SOCKET", "")
+	t.Setenv("SUPERVISE_CONFIG", "")
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	broken := write("broken.toml", "[programs.web\ncommand = [\n[supervisor]\nsocket = \"run/ctl.sock\"\n")
+	off := write("off.toml", "[supervisor]\nsocket = \"off\"\n")
+	bad := write("bad.toml", "[supervisor]\nsocket = 7\n")
+	for _, tt := range []struct {
+		name, cfg, flag, env, want string
+		code                       int
+		errWant                    string
+	}{
+		{"broken file, relative socket", broken, "", "", filepath.Join(dir, "run/ctl.sock"), 0, ""},
+		{"flag wins", broken, "/f.sock", "", "/f.sock", 0, ""},
+		{"env wins over the file", broken, "", "/e.sock", "/e.sock", 0, ""},
+		{"missing -c file", filepath.Join(dir, "nope.toml"), "", "", "", 2, "nope.toml: no such file"},
+		{"bad value", bad, "", "", "", 2, "bad.toml:2: supervisor: socket: expected a string, got an integer"},
+		{"off", off, "", "", "", 2, "the control socket is disabled"},
+		{"off overridden", off, "/f.sock", "", "/f.sock", 0, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SUPERVISE_SOCKET", tt.env)
+			got, code, err := socketFor(tt.cfg, tt.flag)
+			if got != tt.want || code != tt.code || (err == nil) != (tt.errWant == "") || (err != nil && !strings.Contains(err.Error(), tt.errWant)) {
+				t.Errorf("socketFor(%q, %q) = %q, %d, %v; want %q, %d, %q", tt.cfg, tt.flag, got, code, err, tt.want, tt.code, tt.errWant)
+			}
+		})
+	}
+	// No -c: a missing default file means the default socket.
+	t.Chdir(t.TempDir())
+	if _, err := os.Stat("/etc/supervise/supervise.toml"); err == nil {
+		t.Skip("/etc/supervise/supervise.toml exists here")
+	}
+	if got, code, err := socketFor("", ""); got != "/xdg/supervise.sock" || code != 0 || err != nil {
+		t.Errorf("no file: %q, %d, %v", got, code, err)
 	}
 }

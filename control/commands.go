@@ -1,0 +1,136 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// Flags shared by several commands.
+var (
+	flagConfig = Flag{Name: "config", Short: "c", Value: "FILE",
+		Help: "the configuration file (default: $SUPERVISE_CONFIG, else ./supervise.toml, else /etc/supervise/supervise.toml)"}
+	// flagFind is -c on a control command, where it only locates the socket.
+	flagFind = Flag{Name: "config", Short: "c", Value: "FILE", Common: true,
+		Help: "read the socket from this configuration file's [supervisor] socket (the rest of the file may be broken)"}
+	flagSocket = Flag{Name: "socket", Short: "s", Value: "SOCKET", Common: true,
+		Help: "the control socket (default: $SUPERVISE_SOCKET, else the configuration's [supervisor] socket, else supervise.sock in the runtime directory)"}
+)
+
+// programsArg is the NAME... of the commands that act on programs.
+var programsArg = Arg{Name: "NAME", Kind: KindProgram, Repeat: true, Help: "a program of the configuration"}
+
+// remote returns a remote command with the flags that find the socket.
+func remote(name, summary, help string, args ...Arg) *Command {
+	return &Command{Name: name, Summary: summary, Help: help, Args: args, Flags: []Flag{flagFind, flagSocket}}
+}
+
+// Commands is the registry of every command of `supervise`: the command
+// line is parsed and documented from it, and the server validates
+// requests against it. A new command is one entry here, plus its Handler
+// in the supervisor (remote commands) or its runner in the command line
+// (local ones).
+var Commands = MustRegistry(
+	&Command{
+		Name:     "run",
+		Summary:  "Run the supervisor in the foreground (the command when none is given).",
+		Implicit: true, Local: true, Rest: true,
+		Help: `With -- CMD and no configuration file, supervise that one command like tini and
+exit with its code (128+N when a signal N killed it). With -- CMD and a
+configuration file (-c or $SUPERVISE_CONFIG), add it to the file's programs as
+"main", with critical = true.
+
+Exit codes: 0 after a requested clean shutdown, 2 for a usage or configuration
+error, force_exit_code when the teardown overran, a critical program's own code
+when it ended the run.`,
+		Flags: []Flag{
+			flagConfig,
+			{Name: "socket", Short: "s", Value: "SOCKET", Help: "listen on this control socket (\"off\" disables it; default: $SUPERVISE_SOCKET, else the configuration's socket)"},
+			{Name: "log-level", Value: "L", Help: "debug, info, warn or error (overrides the configuration)"},
+			{Name: "log-format", Value: "console|json", Help: "the log format (overrides the configuration)"},
+		},
+	},
+	&Command{
+		Name:    "validate",
+		Summary: "Check a configuration file exactly as run would; exit 2 on errors.",
+		Help: "Prints a line per program and teardown step, then warnings about what will fail at run time\n" +
+			"but may be fixed before (an unknown user, a missing command or directory). With --strict,\n" +
+			"warnings make the exit code 1.",
+		Local: true,
+		Flags: []Flag{flagConfig, {Name: "strict", Kind: KindBool, Help: "exit 1 when there are warnings"}},
+	},
+	&Command{
+		Name:    CmdStatus,
+		Summary: "Show the programs: a table, or {\"programs\": [...]} with --json.",
+		Args:    []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true, Help: "show only these programs"}},
+		Flags: []Flag{
+			{Name: "json", Kind: KindBool, Help: "print JSON instead of the table"},
+			flagFind, flagSocket,
+		},
+		Print: printStatus,
+	},
+	remote(CmdStart, "Start stopped programs.", "", programsArg),
+	remote(CmdStop, "Stop programs and wait until they have stopped.", "", programsArg),
+	remote(CmdRestart, "Stop programs and start them again.", "", programsArg),
+	remote(CmdReset, "Close programs' circuit breakers and start them.", "", programsArg),
+	remote(CmdSignal, "Send a signal to a program's process.",
+		"The signal is a name (HUP, SIGHUP) or a number. An exit it causes is judged like any other.",
+		Arg{Name: "NAME", Kind: KindProgram, Help: "the program"},
+		Arg{Name: "SIGNAL", Kind: KindSignal, Help: "HUP, SIGUSR1, 9, ..."}),
+	remote(CmdReload, "Re-read the configuration file and apply the difference.",
+		"An invalid file is reported and changes nothing."),
+	remote(CmdShutdown, "Tear down the programs and end the supervisor.", ""),
+	&Command{
+		Name:    "check",
+		Summary: "Exit 0 if the supervisor's heartbeat file is fresh, else 1: for HEALTHCHECK and exec probes.",
+		Local:   true,
+		Flags: []Flag{
+			flagConfig,
+			{Name: "heartbeat", Value: "FILE", Help: "the heartbeat file (default: the configuration's [supervisor] heartbeat_file)"},
+			{Name: "max-age", Value: "DURATION", Help: "the oldest beat that counts as fresh (default: 3 × heartbeat_interval)"},
+		},
+	},
+	&Command{Name: "version", Summary: "Print the version.", Local: true},
+	&Command{
+		Name:    "help",
+		Summary: "Print the commands, or one command's usage (also COMMAND --help).",
+		Local:   true,
+		Args:    []Arg{{Name: "COMMAND", Kind: KindText, Optional: true, Help: "the command to describe"}},
+	},
+)
+
+// PrintResponse is the default printer of a reply: its message, or else
+// the status table of the programs it carries when every result succeeded.
+func PrintResponse(w io.Writer, _ *Invocation, r Response) error {
+	if r.Message != "" {
+		_, err := fmt.Fprintln(w, r.Message)
+		return err
+	}
+	for _, res := range r.Results {
+		if !res.OK {
+			return nil
+		}
+	}
+	if len(r.Programs) > 0 {
+		return WriteTable(w, r.Programs)
+	}
+	return nil
+}
+
+// printStatus prints the table of `supervise status`, or with --json
+// {"programs": [...]}.
+func printStatus(w io.Writer, inv *Invocation, r Response) error {
+	if !inv.Bool("json") {
+		return WriteTable(w, r.Programs)
+	}
+	progs := r.Programs
+	if progs == nil {
+		progs = []ProgramStatus{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string]any{"programs": progs}); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
