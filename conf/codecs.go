@@ -103,6 +103,7 @@ var (
 	countCodec    = newIntCodec(1, math.MaxInt32)
 	sizeCodec     = newIntCodec(0, math.MaxInt32)
 	exitCodeCodec = newIntCodec(0, 255)
+	replicasCodec = newIntCodec(0, MaxReplicas)
 
 	rateCodec = &codec[float64]{
 		typ: "number, at least 0",

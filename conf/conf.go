@@ -124,9 +124,17 @@ const MainProgram = "main"
 type Config struct {
 	File       string // path loaded from ("" for Default)
 	Supervisor Supervisor
-	Programs   map[string]*Program // defaults already applied
-	Order      []string            // program names in file order
-	Teardown   map[string]*TeardownStep
+	// Programs holds what runs: every instance by name, with [defaults]
+	// applied and the templates {replica} and {name} replaced. A program
+	// without replicas is one instance named like its table ("web"); a
+	// program with replicas = N is N instances "web:0" ... "web:N-1".
+	Programs map[string]*Program
+	Order    []string // instance names in file order, a program's instances by index
+	// Definitions holds each [programs.NAME] table as resolved, with its
+	// templates not replaced: what Instances expands.
+	Definitions     map[string]*Program
+	DefinitionOrder []string // program (table) names in file order
+	Teardown        map[string]*TeardownStep
 
 	// defaults is the raw [defaults] table, kept for AddCommand.
 	defaults map[string]any
@@ -143,10 +151,21 @@ type Supervisor struct {
 }
 
 // Program is one [programs.NAME] table with [defaults] and the built-in
-// defaults applied.
+// defaults applied: a definition (Config.Definitions), or one instance
+// of it (Config.Programs, see Instances).
 type Program struct {
-	Name             string
-	Line             int      // line of the [programs.NAME] header (0 if unknown)
+	Name string // the table's name; for an instance, its own ("web:0", or "web" without replicas)
+	Line int    // line of the [programs.NAME] header (0 if unknown)
+	// Base is the name of the table an instance comes from: Name without
+	// its ":i". It equals Name for a definition and for the one instance
+	// of a program without replicas.
+	Base string
+	// Replica is the instance's index, 0 for a program without replicas.
+	Replica int
+	// Replicated is set when a layer of the file sets replicas (even to
+	// 1): the instances are then named NAME:i, else there is one, NAME.
+	Replicated       bool
+	Replicas         int      // how many instances run (for an instance: of the expansion that made it)
 	Command          []string // argv; a TOML string command becomes {"/bin/sh", "-c", s}
 	Directory        string
 	Environment      map[string]string // never nil
@@ -228,7 +247,7 @@ func defaultSupervisor() Supervisor {
 
 // defaultProgram returns a program with the built-in defaults.
 func defaultProgram(name string) *Program {
-	p := &Program{Name: name}
+	p := &Program{Name: name, Base: name}
 	programKeys.reset(p)
 	return p
 }
@@ -264,9 +283,10 @@ func Load(path string) (*Config, error) {
 // built-in defaults and no programs.
 func Default() *Config {
 	return &Config{
-		Supervisor: defaultSupervisor(),
-		Programs:   map[string]*Program{},
-		Teardown:   map[string]*TeardownStep{},
+		Supervisor:  defaultSupervisor(),
+		Programs:    map[string]*Program{},
+		Definitions: map[string]*Program{},
+		Teardown:    map[string]*TeardownStep{},
 	}
 }
 
@@ -276,8 +296,8 @@ func Default() *Config {
 // is empty, or when [defaults] makes the new program invalid (for example
 // a depends_on naming it).
 func (c *Config) AddCommand(argv []string) error {
-	if _, ok := c.Programs[MainProgram]; ok {
-		return &Error{File: c.File, Line: c.Programs[MainProgram].Line, Program: "programs." + MainProgram,
+	if p := c.Definitions[MainProgram]; p != nil {
+		return &Error{File: c.File, Line: p.Line, Program: "programs." + MainProgram,
 			Msg: fmt.Sprintf("%v: the name %q is reserved for the command given after --", ErrProgramExists, MainProgram),
 			err: ErrProgramExists}
 	}
@@ -290,16 +310,26 @@ func (c *Config) AddCommand(argv []string) error {
 		cmd[i] = a
 	}
 	p := d.buildProgram(MainProgram, c.defaults, map[string]any{"command": cmd, "critical": true})
-	progs := maps.Clone(c.Programs)
-	progs[MainProgram] = p
-	order := append(slices.Clone(c.Order), MainProgram)
-	d.checkDependencies(progs, order)
+	// The command given after -- is one process, whatever [defaults] says.
+	p.Replicated, p.Replicas = false, 1
+	defs := maps.Clone(c.Definitions)
+	defs[MainProgram] = p
+	order := append(slices.Clone(c.DefinitionOrder), MainProgram)
+	d.checkDependencies(defs, order)
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)
 		return d.errs
 	}
-	c.Programs = progs
-	c.Order = order
+	inst := p.instance(0, 1)
+	// That command is taken literally, not as a template.
+	inst.Command = slices.Clone(argv)
+	c.Definitions, c.DefinitionOrder = defs, order
+	c.Programs = maps.Clone(c.Programs)
+	if c.Programs == nil {
+		c.Programs = map[string]*Program{}
+	}
+	c.Programs[MainProgram] = inst
+	c.Order = append(slices.Clone(c.Order), MainProgram)
 	return nil
 }
 

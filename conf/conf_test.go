@@ -75,7 +75,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	cfg := mustParse(t, "[programs.a]\ncommand = [\"/bin/a\"]\n")
 	p := cfg.Programs["a"]
 	wantP := &Program{
-		Name: "a", Line: 1, Command: []string{"/bin/a"}, Environment: map[string]string{},
+		Name: "a", Line: 1, Base: "a", Replicas: 1, Command: []string{"/bin/a"}, Environment: map[string]string{},
 		Autostart: true, Restart: RestartOnFailure, SuccessExitCodes: []int{0},
 		MinUptime: 5 * time.Second, BackoffInitial: 100 * time.Millisecond, BackoffMax: 30 * time.Second,
 		StopSignal: syscall.SIGTERM, StopTimeout: 10 * time.Second, StopPriority: 100,
@@ -317,7 +317,7 @@ func TestFullFile(t *testing.T) {
 		t.Errorf("supervisor\n%+v\nwant\n%+v", cfg.Supervisor, wantSup)
 	}
 	web := &Program{
-		Name: "web", Line: 25, Command: []string{"/usr/bin/web", "--port", "8080"},
+		Name: "web", Line: 25, Base: "web", Replicas: 1, Command: []string{"/usr/bin/web", "--port", "8080"},
 		Directory: "/srv/web", Environment: map[string]string{"LANG": "C", "TZ": "Europe/Paris", "PORT": "8080"},
 		ClearEnvironment: true, User: "www-data", Group: "33", Autostart: false, DependsOn: []string{"db"},
 		Restart: RestartOnFailure, SuccessExitCodes: []int{0, 143}, MinUptime: 2 * time.Second,

@@ -361,8 +361,8 @@ func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 		}
 	}
 
-	cfg.Order = programOrder(programs, keys)
-	for _, name := range cfg.Order {
+	cfg.DefinitionOrder = programOrder(programs, keys)
+	for _, name := range cfg.DefinitionOrder {
 		section := "programs." + name
 		t := &table{d: d, section: section, path: []string{"programs", name}}
 		if !nameRE.MatchString(name) {
@@ -373,11 +373,15 @@ func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 			continue
 		}
 		p := d.buildProgram(name, cfg.defaults, m)
-		cfg.Programs[name] = p
+		t.checkReplicas(p)
+		cfg.Definitions[name] = p
 	}
-	// Keep Order to the programs that decoded.
-	cfg.Order = slices.DeleteFunc(cfg.Order, func(n string) bool { return cfg.Programs[n] == nil })
-	d.checkDependencies(cfg.Programs, cfg.Order)
+	// Keep the order to the programs that decoded.
+	cfg.DefinitionOrder = slices.DeleteFunc(cfg.DefinitionOrder, func(n string) bool { return cfg.Definitions[n] == nil })
+	d.checkDependencies(cfg.Definitions, cfg.DefinitionOrder)
+	if len(d.errs) == 0 {
+		cfg.expand()
+	}
 
 	top2 := &table{d: d, path: []string{"teardown"}}
 	for _, name := range top2.sortedKeys(teardown) {
@@ -463,6 +467,7 @@ func (d *decoder) buildProgram(name string, defaults, own map[string]any) *Progr
 	}
 	programKeys.apply(t, nil, p, own, w)
 	programKeys.checkRequired(t, nil, p, w)
+	p.Replicated = slices.Contains(w.keys[""], "replicas")
 	if p.BackoffMax < p.BackoffInitial {
 		t.keyErr([]string{"backoff_max"}, "%v is less than backoff_initial %v", p.BackoffMax, p.BackoffInitial)
 	}
@@ -506,8 +511,11 @@ func (t *table) teardownStep(name string, m map[string]any) *TeardownStep {
 	return s
 }
 
-// checkDependencies checks that every depends_on target exists, is not the
-// program itself, and that the dependencies form no cycle.
+// checkDependencies checks that every depends_on target exists (a
+// program, or one instance "NAME:i" of a program with replicas whose
+// index is below its count), is not the program itself, and that the
+// dependencies form no cycle. The graph is that of the programs: a
+// dependency on one instance is one on its program.
 func (d *decoder) checkDependencies(progs map[string]*Program, order []string) {
 	tab := func(name string) *table {
 		return &table{d: d, section: "programs." + name, path: []string{"programs", name}}
@@ -516,11 +524,17 @@ func (d *decoder) checkDependencies(progs map[string]*Program, order []string) {
 	for _, name := range order {
 		p := progs[name]
 		for _, dep := range p.DependsOn {
+			base, i, inst := SplitInstance(dep)
+			dp := progs[base]
 			switch {
-			case dep == name:
-				tab(name).keyErr(key, "program %q depends on itself", name)
-			case progs[dep] == nil:
+			case base == name:
+				tab(name).keyErr(key, "program %q depends on itself", dep)
+			case dp == nil:
 				tab(name).keyErr(key, "unknown program %q%s", dep, suggest(dep, order))
+			case inst && !dp.Replicated:
+				tab(name).keyErr(key, "%q: program %q has no replicas: depend on %q", dep, base, base)
+			case inst && i >= dp.Replicas:
+				tab(name).keyErr(key, "%q: program %q has %s", dep, base, replicaRange(base, dp.Replicas))
 			}
 		}
 	}
@@ -536,6 +550,7 @@ func (d *decoder) checkDependencies(progs map[string]*Program, order []string) {
 		color[name] = grey
 		stack = append(stack, name)
 		for _, dep := range progs[name].DependsOn {
+			dep, _, _ = SplitInstance(dep)
 			if dep == name || progs[dep] == nil {
 				continue
 			}

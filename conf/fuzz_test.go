@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,6 +27,9 @@ func FuzzParse(f *testing.F) {
 		"[programs.a]\ncommand = 'x'\n", "programs.a.command = [\"/a\"]\nprograms.a.depends_on = [\"a\"]",
 		"[programs]\na = {command = \"x\", watchdog = {heartbeat_file = \"h\"}}",
 		"a = \"\"\"\n[x]\n\"\"\"\n", "[defaults]\nwatchdog = {}\n[programs.a]\ncommand='x'",
+		"[programs.a]\ncommand = ['x{replica}']\nreplicas = 3\nwatchdog.heartbeat_file = '/h{name}'\n" +
+			"[programs.b]\ncommand = 'y'\ndepends_on = ['a:2']\n",
+		"[defaults]\nreplicas = 0\n[programs.a]\ncommand = '{name}'\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -45,6 +49,28 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(cfg.Order) != len(cfg.Programs) {
 			t.Fatalf("Order %v vs %d programs", cfg.Order, len(cfg.Programs))
+		}
+		// The instances are exactly those of the definitions, and two
+		// instances never share a heartbeat file.
+		var names []string
+		for _, d := range cfg.DefinitionOrder {
+			names = append(names, cfg.Definitions[d].InstanceNames(cfg.Definitions[d].Replicas)...)
+		}
+		if !slices.Equal(names, cfg.Order) {
+			t.Fatalf("Order %q, the definitions give %q", cfg.Order, names)
+		}
+		beats := map[string]string{}
+		for _, name := range cfg.Order {
+			p := cfg.Programs[name]
+			if cfg.Definitions[p.Base] == nil || (p.Replicated && InstanceName(p.Base, p.Replica) != name) {
+				t.Fatalf("instance %q of %q replica %d", name, p.Base, p.Replica)
+			}
+			if w := p.Watchdog; w != nil {
+				if other, ok := beats[w.HeartbeatFile]; ok && cfg.Programs[other].Base == p.Base {
+					t.Fatalf("%s and %s share %s", other, name, w.HeartbeatFile)
+				}
+				beats[w.HeartbeatFile] = name
+			}
 		}
 		for _, name := range cfg.Order {
 			p := cfg.Programs[name]

@@ -61,6 +61,9 @@ var programKeys = schema[Program]{
 	key("autostart", func(p *Program) *bool { return &p.Autostart }, boolCodec, true,
 		"start the program with the supervisor; `false` leaves it stopped until started").
 		phrased(func(p *Program) string { return cond(!p.Autostart, "no autostart") }),
+	key("replicas", func(p *Program) *int { return &p.Replicas }, replicasCodec, 1,
+		"run this many instances, `NAME:0` to `NAME:N-1` (`0`: defined, none running); without the key, one instance named `NAME`; a reload that changes only this key starts or stops the difference").
+		phrased(func(p *Program) string { return cond(p.Replicated, fmt.Sprintf("replicas %d", p.Replicas)) }),
 	key("depends_on", func(p *Program) *[]string { return &p.DependsOn }, dependsCodec, nil,
 		"programs to start (and be ready) before this one, and to stop after it").
 		phrased(func(p *Program) string {

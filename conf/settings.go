@@ -30,6 +30,9 @@ type node[S any] interface {
 	checkRequired(t *table, prefix []string, s *S, w *written)
 	summary(name string, s *S) []string
 	ref() refInfo
+	// copyTo makes dst's value of the key a copy of src's that shares no
+	// memory with it.
+	copyTo(dst, src *S)
 }
 
 // keyMeta is what every key declares beside its value.
@@ -99,6 +102,8 @@ func (v *value[S, T]) copyOf(x T) T {
 }
 
 func (v *value[S, T]) reset(s *S) { *v.get(s) = v.copyOf(v.def) }
+
+func (v *value[S, T]) copyTo(dst, src *S) { *v.get(dst) = v.copyOf(*v.get(src)) }
 
 func (v *value[S, T]) decode(t *table, key []string, x any, s *S, w *written) bool {
 	ok := v.c.decode(t, key, x, v.get(s))
@@ -221,6 +226,14 @@ func (st *subtable[S, U]) phrased(f func(*S) string) *subtable[S, U] { st.phrase
 
 func (st *subtable[S, U]) reset(s *S) { st.clear(s) }
 
+func (st *subtable[S, U]) copyTo(dst, src *S) {
+	u := st.get(src, false)
+	st.clear(dst)
+	if u != nil {
+		st.keys.copyTo(st.get(dst, true), u)
+	}
+}
+
 func (st *subtable[S, U]) decode(t *table, key []string, v any, s *S, w *written) bool {
 	m, ok := t.asTable(key, v)
 	if ok {
@@ -276,6 +289,14 @@ type schema[S any] []node[S]
 func (sc schema[S]) reset(s *S) {
 	for _, n := range sc {
 		n.reset(s)
+	}
+}
+
+// copyTo makes every key of dst a copy of src's, sharing no memory with
+// it (slices, maps and optional subtables are copied).
+func (sc schema[S]) copyTo(dst, src *S) {
+	for _, n := range sc {
+		n.copyTo(dst, src)
 	}
 }
 

@@ -150,8 +150,10 @@ func fullProgram() *Program {
 // Watchdog, Supervisor or TeardownStep has no key declaration: its change
 // would then escape Diff, Equal, the defaults and the README reference.
 func TestDeclarationsCoverEveryField(t *testing.T) {
-	checkCovered(t, fullProgram, (*Program).Diff,
-		leafKeys("", programKeys.refs()), map[string]bool{"Name": true, "Line": true})
+	// Base and Replica follow from an instance's Name; Replicated says
+	// whether a layer set replicas, which shows in the instances' names.
+	identity := map[string]bool{"Name": true, "Line": true, "Base": true, "Replica": true, "Replicated": true}
+	checkCovered(t, fullProgram, (*Program).Diff, leafKeys("", programKeys.refs()), identity)
 	checkCovered(t, func() *Supervisor { s := defaultSupervisor(); return &s }, (*Supervisor).Diff,
 		leafKeys("", supervisorKeys.refs()), nil)
 	checkCovered(t, func() *TeardownStep { return &TeardownStep{Name: "t", Command: []string{"/bin/t"}} },
@@ -160,7 +162,8 @@ func TestDeclarationsCoverEveryField(t *testing.T) {
 
 	// Every change that Diff sees makes Equal false, and Equal is true
 	// exactly when Diff is empty and the names match.
-	for _, lf := range leafFields(reflect.TypeFor[Program](), "", nil, map[string]bool{"Line": true}) {
+	for _, lf := range leafFields(reflect.TypeFor[Program](), "", nil,
+		map[string]bool{"Line": true, "Base": true, "Replica": true, "Replicated": true}) {
 		p := fullProgram()
 		mutate(t, fieldAt(reflect.ValueOf(p), lf.path))
 		if fullProgram().Equal(p) || p.Equal(fullProgram()) {

@@ -41,16 +41,25 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // exists and is executable (a name without "/" looked up in the PATH the
 // program gets), that its directory exists, that its user and group exist
 // (as procs.Credential resolves them; unknown numeric ids are allowed) and
-// that the directory of a stdout or stderr file exists. It returns the
-// problems in file order, none when all is well. It reads the file system
+// that the directory of a stdout or stderr file exists. It checks every
+// instance, with its templates replaced, and reports a problem that
+// instances share once. It returns the problems in file order, none when
+// all is well. It reads the file system
 // and the user database, so it is for `validate`, not for the event loop.
 func (c *Config) Warnings() []Warning {
 	var out []Warning
+	seen := map[Warning]bool{}
 	for _, name := range c.Order {
 		p := c.Programs[name]
+		// Instances share their table: a problem they have in common is
+		// reported once.
 		at := func(key, format string, args ...any) {
-			out = append(out, Warning{File: c.File, Line: c.keyLine(name, p.Line, key),
-				Program: "programs." + name, Key: key, Msg: fmt.Sprintf(format, args...)})
+			w := Warning{File: c.File, Line: c.keyLine(p.Base, p.Line, key),
+				Program: "programs." + p.Base, Key: key, Msg: fmt.Sprintf(format, args...)}
+			if !seen[w] {
+				seen[w] = true
+				out = append(out, w)
+			}
 		}
 		if msg := checkCommand(p.Command, p.Directory, programPath(p)); msg != "" {
 			at("command", "%s", msg)

@@ -154,9 +154,22 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 		fmt.Fprintln(stderr, err)
 		return 2, nil
 	}
-	fmt.Fprintf(stdout, "%s: ok, %s\n", path, conf.Plural(len(cfg.Order), "program"))
-	for _, name := range cfg.Order {
-		fmt.Fprintf(stdout, "  %s\n", cfg.Programs[name].Summary())
+	counts := conf.Plural(len(cfg.DefinitionOrder), "program")
+	for _, def := range cfg.Definitions {
+		if def.Replicated {
+			counts += ", " + conf.Plural(len(cfg.Order), "instance")
+			break
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok, %s\n", path, counts)
+	for _, name := range cfg.DefinitionOrder {
+		def := cfg.Definitions[name]
+		fmt.Fprintf(stdout, "  %s\n", def.Summary())
+		if def.Replicated {
+			for _, inst := range def.InstanceNames(def.Replicas) {
+				fmt.Fprintf(stdout, "    %s\n", cfg.Programs[inst].InstanceSummary(def))
+			}
+		}
 	}
 	var steps []string
 	for name := range cfg.Teardown {
