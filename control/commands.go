@@ -18,7 +18,8 @@ var (
 )
 
 // programsArg is the NAME... of the commands that act on programs.
-var programsArg = Arg{Name: "NAME", Kind: KindProgram, Repeat: true, Help: "a program of the configuration"}
+var programsArg = Arg{Name: "NAME", Kind: KindProgram, Repeat: true,
+	Help: "a program of the configuration (every instance of it), or NAME:i (one instance)"}
 
 // remote returns a remote command with the flags that find the socket.
 func remote(name, summary, help string, args ...Arg) *Command {
@@ -62,7 +63,8 @@ when it ended the run.`,
 	&Command{
 		Name:    CmdStatus,
 		Summary: "Show the programs: a table, or {\"programs\": [...]} with --json.",
-		Args:    []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true, Help: "show only these programs"}},
+		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true,
+			Help: "show only these programs (a program with replicas: its instances), or NAME:i"}},
 		Flags: []Flag{
 			{Name: "json", Kind: KindBool, Help: "print JSON instead of the table"},
 			flagFind, flagSocket,
@@ -75,8 +77,13 @@ when it ended the run.`,
 	remote(CmdReset, "Close programs' circuit breakers and start them.", "", programsArg),
 	remote(CmdSignal, "Send a signal to a program's process.",
 		"The signal is a name (HUP, SIGHUP) or a number. An exit it causes is judged like any other.",
-		Arg{Name: "NAME", Kind: KindProgram, Help: "the program"},
+		Arg{Name: "NAME", Kind: KindProgram, Help: "the program (every instance of it), or NAME:i"},
 		Arg{Name: "SIGNAL", Kind: KindSignal, Help: "HUP, SIGUSR1, 9, ..."}),
+	remote(CmdScale, "Run N instances of a program with replicas: start or stop the difference.",
+		"New instances take the next indices; the highest ones stop, as `stop` stops them, and are\n"+
+			"removed. The answer gives the new count. A reload applies the file's replicas again.",
+		Arg{Name: "NAME", Kind: KindProgram, Help: "the program (its table's name, not one instance)"},
+		Arg{Name: "N", Kind: KindCount, Help: "the number of instances, from 0"}),
 	remote(CmdReload, "Re-read the configuration file and apply the difference.",
 		"An invalid file is reported and changes nothing."),
 	remote(CmdShutdown, "Tear down the programs and end the supervisor.", ""),

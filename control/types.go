@@ -51,11 +51,16 @@ const (
 	CmdSignal   = "signal"
 	CmdReload   = "reload"
 	CmdShutdown = "shutdown"
+	CmdScale    = "scale"
 )
 
 // ParamSignal is the parameter of CmdSignal that holds the signal (a name
 // such as "HUP" or "SIGHUP", or a number).
 const ParamSignal = "signal"
+
+// ParamCount is the parameter of CmdScale that holds the new number of
+// instances.
+const ParamCount = "n"
 
 // Request is what a client sends: the protocol version, a command, the
 // programs it names, and its other arguments and flags by name (Params).
@@ -111,7 +116,11 @@ type Result struct {
 // ProgramStatus is one program's row of `supervise status --json`
 // (SPEC section 6). Field names are part of the public interface.
 type ProgramStatus struct {
-	Name          string          `json:"name"`
+	Name string `json:"name"` // the instance: "web:0", or "web" for a program without replicas
+	// Program is the [programs.NAME] table the instance comes from, and
+	// Replica its index (0 for a program without replicas).
+	Program       string          `json:"program"`
+	Replica       int             `json:"replica"`
 	State         string          `json:"state"`
 	PID           int             `json:"pid"`
 	UptimeSeconds float64         `json:"uptime_seconds"`
