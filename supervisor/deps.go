@@ -7,7 +7,8 @@ import (
 )
 
 // unmet lists p's dependencies whose conditions do not hold: for now every
-// dependency must be ready and running (SPEC §4).
+// dependency must be ready and running (SPEC §4); a program with replicas,
+// every one of its instances (SPEC §13).
 func (s *Supervisor) unmet(p *program) []string {
 	var out []string
 	for _, d := range p.cfg().DependsOn {
@@ -18,10 +19,14 @@ func (s *Supervisor) unmet(p *program) []string {
 	return out
 }
 
-// met reports whether the dependency named name is ready.
+// met reports whether the dependency named name (a program, an instance,
+// or a program with replicas) is ready.
 func (s *Supervisor) met(name string) bool {
 	dp := s.progs[name]
-	return dp != nil && dp.m.Ready() && dp.m.Alive()
+	if dp == nil {
+		return s.metGroup(name)
+	}
+	return dp.m.Ready() && dp.m.Alive()
 }
 
 // dependencyChanged re-evaluates the programs waiting for p, whose state
@@ -42,24 +47,31 @@ func (s *Supervisor) dependencyChanged(p *program) {
 					zap.String("dependency", p.name), zap.String("dependency_state", string(st)))
 			}
 		}
-		if s.met(p.name) {
-			s.start(q, "dependency "+p.name+" ready", false)
+		for _, d := range q.cfg().DependsOn {
+			if (d == p.name || d == p.cfg().Base) && s.met(d) {
+				s.start(q, "dependency "+d+" ready", false)
+				break
+			}
 		}
 	}
 }
 
-// dependents lists the programs whose depends_on names name, in
-// configuration order. Few programs have dependencies, so this scans a
-// short list instead of every program.
+// dependents lists the programs whose depends_on names name (or, for an
+// instance, its program), in configuration order. Few programs have
+// dependencies, so this scans a short list instead of every program.
 func (s *Supervisor) dependents(name string) []*program {
 	var out []*program
+	base := name
+	if p := s.progs[name]; p != nil {
+		base = p.cfg().Base
+	}
 	for _, qn := range s.withDeps {
 		q := s.progs[qn]
 		if q == nil {
 			continue
 		}
 		for _, d := range q.cfg().DependsOn {
-			if d == name {
+			if d == name || d == base {
 				out = append(out, q)
 				break
 			}
@@ -68,8 +80,10 @@ func (s *Supervisor) dependents(name string) []*program {
 	return out
 }
 
-// indexDependencies records which programs have depends_on.
+// indexDependencies records which programs have depends_on, and the
+// instances of each program with replicas.
 func (s *Supervisor) indexDependencies() {
+	s.indexGroups()
 	s.withDeps = s.withDeps[:0]
 	for _, n := range s.order {
 		if p := s.progs[n]; p != nil && len(p.cfg().DependsOn) > 0 {

@@ -62,6 +62,7 @@ func (s *Supervisor) step(p *program, ev lifecycle.Event) {
 	s.releaseWaiters(p, false)
 	if p.m.State() != before || p.m.Ready() != ready {
 		s.dependencyChanged(p)
+		s.rolled(p)
 		if p.m.State() == lifecycle.Exited {
 			s.checkAllExited()
 		}

@@ -144,6 +144,10 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 			s.progs[name] = p
 			added = append(added, name)
 			added0 = append(added0, p)
+		case p.m.Intent() != lifecycle.IntentRemove && onlyCount(p.cfg(), np):
+			// An instance that stays when only replicas changed is not
+			// touched: it takes the new count in place, unreported.
+			reconfigure = append(reconfigure, p)
 		case p.m.Intent() == lifecycle.IntentRemove || !p.cfg().Equal(np):
 			changed = append(changed, name)
 			reconfigure = append(reconfigure, p)
@@ -155,11 +159,17 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	s.order = newOrder
 	s.cfg = cfg
 	s.indexDependencies()
+	rolls := map[string][]rollStep{}
 	for _, p := range reconfigure {
 		np := cfg.Programs[p.name]
 		inPlace := p.m.Intent() != lifecycle.IntentRemove && !slices.ContainsFunc(p.cfg().Diff(np), conf.NeedsRestart)
+		if !inPlace && s.rollable(p) {
+			rolls[p.cfg().Base] = append(rolls[p.cfg().Base], rollStep{p, np})
+			continue
+		}
 		s.step(p, lifecycle.Reconfigure{Config: np, InPlace: inPlace})
 	}
+	s.startRolls(rolls)
 	for _, p := range added0 {
 		if p.cfg().Autostart {
 			s.start(p, "added by reload", false)
@@ -189,13 +199,20 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	}
 	var parts []string
 	if len(added) > 0 {
-		parts = append(parts, "added "+joinNames(added))
+		parts = append(parts, "added "+joinInstances(added))
 	}
 	if len(removed) > 0 {
-		parts = append(parts, "removed "+joinNames(removed))
+		parts = append(parts, "removed "+joinInstances(removed))
 	}
 	if len(changed) > 0 {
-		parts = append(parts, "changed "+joinNames(changed))
+		parts = append(parts, "changed "+joinInstances(changed))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// onlyCount reports whether two settings of one instance differ in
+// replicas alone.
+func onlyCount(a, b *conf.Program) bool {
+	d := a.Diff(b)
+	return a.Name == b.Name && len(d) == 1 && d[0] == "replicas"
 }

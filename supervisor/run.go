@@ -153,7 +153,8 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 
 // environment builds a run's environment: the supervisor's own (unless
 // clear_environment) without the variables that address the supervisor's
-// own systemd connection, then the program's additions.
+// own systemd connection, then the program's additions, then who the
+// program is (SUPERVISE_PROGRAM, SUPERVISE_REPLICA, SUPERVISE_INSTANCE).
 func (s *Supervisor) environment(cfg *conf.Program) []string {
 	var env []string
 	if !cfg.ClearEnvironment {
@@ -167,6 +168,12 @@ func (s *Supervisor) environment(cfg *conf.Program) []string {
 	}
 	for k, v := range cfg.Environment {
 		env = setEnv(env, k, v)
+	}
+	if cfg.Base != "" {
+		for _, kv := range cfg.Identity() {
+			k, v, _ := cut(kv)
+			env = setEnv(env, k, v)
+		}
 	}
 	return env
 }

@@ -17,7 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -98,7 +98,9 @@ type Supervisor struct {
 	cfgBytes   []byte
 	progs      map[string]*program
 	order      []string
-	withDeps   []string // programs that have depends_on, in order
+	withDeps   []string            // programs that have depends_on, in order
+	groups     map[string][]string // the instances of each program with replicas, by index
+	rolling    map[string]*roll    // restarts one instance at a time, by program
 	shutting   bool
 	finished   bool
 	exitCode   int
@@ -575,12 +577,13 @@ func waitString(st unix.WaitStatus) string {
 	return fmt.Sprintf("status %#x", int(st))
 }
 
-// sortedNames returns the names of progs in configuration order.
+// sortedNames returns names sorted (a program's instances by index), or
+// every program in configuration order when names is empty.
 func (s *Supervisor) sortedNames(names []string) []string {
 	if len(names) == 0 {
 		return append([]string(nil), s.order...)
 	}
 	out := append([]string(nil), names...)
-	sort.Strings(out)
+	slices.SortFunc(out, lessName)
 	return out
 }
