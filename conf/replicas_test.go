@@ -2,6 +2,7 @@ package conf
 
 import (
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -388,5 +389,28 @@ watchdog.heartbeat_file = "/run/{name}/../web.hb"
 `))
 	if err == nil || !strings.Contains(err.Error(), `key "watchdog.heartbeat_file": with 2 replicas every instance would use /run/web.hb`) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// The README's replicas example is valid and means what it says.
+func TestReadmeReplicasExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n### Replicas\n")
+	_, block, ok2 := strings.Cut(sec, "```toml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no toml block under ### Replicas in README.md")
+	}
+	cfg := mustParse(t, block)
+	if !slices.Equal(cfg.Order, []string{"web:0", "web:1", "web:2", "lb"}) {
+		t.Fatalf("Order = %q", cfg.Order)
+	}
+	w := cfg.Programs["web:2"]
+	if w.Command[2] != "127.0.0.1:8082" || w.Environment["PORT"] != "8082" ||
+		w.Stdout.Path != "/var/log/web/web:2.log" || w.Watchdog.HeartbeatFile != "/run/web/2.beat" {
+		t.Errorf("web:2 = %+v", w)
 	}
 }
