@@ -97,3 +97,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitInstance checks that an instance name splits into a program
+// and an index that give it back, and that anything else is left whole.
+func FuzzSplitInstance(f *testing.F) {
+	for _, s := range []string{"web:0", "web:12", "web", "web:", ":1", "web:01", "a:b:1", "web:999999999", "web:-0", "x:+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		base, i, ok := SplitInstance(name)
+		if !ok {
+			if base != name || i != 0 {
+				t.Fatalf("SplitInstance(%q) = %q, %d, false", name, base, i)
+			}
+			return
+		}
+		if i < 0 || base == "" || InstanceName(base, i) != name {
+			t.Fatalf("SplitInstance(%q) = %q, %d: InstanceName gives %q", name, base, i, InstanceName(base, i))
+		}
+	})
+}
