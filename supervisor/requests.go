@@ -3,7 +3,6 @@ package supervisor
 import (
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -73,10 +72,12 @@ func (s *Supervisor) statusOf(names []string) ([]control.ProgramStatus, map[int]
 		return s.status(nil)
 	}
 	var resolved []string
+	seen := map[string]bool{}
 	for _, n := range names {
 		if r, bad := s.resolve([]string{n}); bad == "" {
 			for _, m := range r {
-				if !slices.Contains(resolved, m) {
+				if !seen[m] {
+					seen[m] = true
 					resolved = append(resolved, m)
 				}
 			}
