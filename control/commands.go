@@ -83,9 +83,14 @@ when it ended the run.`,
 	&Command{
 		Name:    "check",
 		Summary: "Exit 0 if the supervisor's heartbeat file is fresh, else 1: for HEALTHCHECK and exec probes.",
-		Local:   true,
+		Help: "Without --ready: the liveness of the supervisor itself (its event loop writes the heartbeat file).\n" +
+			"With --ready: exit 0 only while every autostart program is ready (a completed one-shot task\n" +
+			"counts as ready), asking the running supervisor: a Kubernetes readiness probe.",
+		Local: true,
 		Flags: []Flag{
-			flagConfig,
+			flagConfig, flagSocket,
+			{Name: "ready", Kind: KindBool, Help: "check that every autostart program is ready instead"},
+			{Name: "json", Kind: KindBool, Help: "print the verdict and its reasons as JSON"},
 			{Name: "heartbeat", Value: "FILE", Help: "the heartbeat file (default: the configuration's [supervisor] heartbeat_file)"},
 			{Name: "max-age", Value: "DURATION", Help: "the oldest beat that counts as fresh (default: 3 × heartbeat_interval)"},
 		},

@@ -121,7 +121,7 @@ Flags:
 		"  supervise status [NAME...] [--json]\n",
 		"  supervise start NAME...\n",
 		"  supervise signal NAME SIGNAL\n",
-		"  supervise check [-c FILE] [--heartbeat FILE] [--max-age DURATION]\n",
+		"  supervise check [-c FILE] [--ready] [--json] [--heartbeat FILE] [--max-age DURATION]\n",
 		"  supervise help [COMMAND]\n",
 	} {
 		if !strings.Contains(b.String(), line) {

@@ -127,6 +127,9 @@ type ProgramStatus struct {
 	Error string `json:"error,omitempty"`
 	// WaitingFor lists dependencies that are not ready yet.
 	WaitingFor []string `json:"waiting_for,omitempty"`
+	// Autostart is the program's autostart setting: `check --ready`
+	// requires every autostart program to be ready.
+	Autostart bool `json:"autostart"`
 }
 
 // BreakerStatus is the restart circuit breaker of a program.
@@ -154,6 +157,8 @@ type ExitStatus struct {
 	At     time.Time `json:"at"`
 	// Error is set when the run never began (spawn failure).
 	Error string `json:"error,omitempty"`
+	// Failed says whether the run was judged a failure (SPEC §3).
+	Failed bool `json:"failed"`
 }
 
 // HeartbeatStatus is the last beat seen of a program's heartbeat file.
