@@ -23,6 +23,17 @@
 //   - A file with no settings at all (empty, or only whitespace and
 //     comments) is refused: applied by a reload it would stop every program.
 //     A [supervisor] table alone is a valid file with no programs.
+//   - Load follows [supervisor] include: the files its patterns match, read
+//     in lexical order after the main file, may hold only [programs.*] and
+//     [teardown.*] tables, and a name defined twice is an error naming both
+//     places. Each program records its File and Line.
+//   - Load reads each program's env_file entries (dotenv files, a leading
+//     "-" allowing a missing one); their variables come before the
+//     environment table (Program.Env), count as the program's settings for
+//     Diff and Equal, and are never printed: not by Summary, an Error,
+//     fmt's verbs on a Program, nor JSON.
+//   - Compare gives the diff a reload applies from one configuration to
+//     another.
 //
 // Each key is declared once (keys.go) with its TOML name, type, default,
 // check, doc line and whether a change restarts the program; decoding,
