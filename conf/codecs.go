@@ -181,6 +181,31 @@ var (
 		show: func(m map[string]string) string { return strings.Join(slices.Sorted(maps.Keys(m)), ",") },
 	}
 
+	includeCodec = &codec[[]string]{
+		typ: "array of glob patterns (relative to the file's directory); only the last element may hold wildcards",
+		decode: scalar(func(t *table, key []string, v any) ([]string, bool) {
+			pats, ok := t.strArray(key, v)
+			if !ok {
+				return nil, false
+			}
+			for i, p := range pats {
+				if p == "" {
+					t.keyErr(key, "element %d: empty pattern", i)
+					return nil, false
+				}
+				if err := checkPattern(p); err != nil {
+					t.keyErr(key, "element %d: pattern %q: %v", i, p, err)
+					return nil, false
+				}
+			}
+			return pats, true
+		}),
+		equal: slices.Equal[[]string],
+		clone: slices.Clone[[]string],
+		toml:  tomlStrings,
+		show:  func(a []string) string { return strings.Join(a, ",") },
+	}
+
 	idCodec = &codec[string]{
 		typ: "name, or numeric id",
 		decode: scalar(func(t *table, key []string, v any) (string, bool) {

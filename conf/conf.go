@@ -23,6 +23,17 @@
 //   - A file with no settings at all (empty, or only whitespace and
 //     comments) is refused: applied by a reload it would stop every program.
 //     A [supervisor] table alone is a valid file with no programs.
+//   - Load follows [supervisor] include: the files its patterns match, read
+//     in lexical order after the main file, may hold only [programs.*] and
+//     [teardown.*] tables, and a name defined twice is an error naming both
+//     places. Each program records its File and Line.
+//   - Load reads each program's env_file entries (dotenv files, a leading
+//     "-" allowing a missing one); their variables come before the
+//     environment table (Program.Env), count as the program's settings for
+//     Diff and Equal, and are never printed: not by Summary, an Error,
+//     fmt's verbs on a Program, nor JSON.
+//   - Compare gives the diff a reload applies from one configuration to
+//     another.
 //
 // Each key is declared once (keys.go) with its TOML name, type, default,
 // check, doc line and whether a change restarts the program; decoding,
@@ -122,16 +133,21 @@ const MainProgram = "main"
 
 // Config is a complete, validated configuration.
 type Config struct {
-	File       string // path loaded from ("" for Default)
+	File       string // path of the main file, as given ("" for Default)
 	Supervisor Supervisor
 	Programs   map[string]*Program // defaults already applied
-	Order      []string            // program names in file order
-	Teardown   map[string]*TeardownStep
+	// Order lists the program names in file order: the main file's, then
+	// those of each included file, the files in lexical order.
+	Order    []string
+	Teardown map[string]*TeardownStep
+	// Sources lists the files Load read; nil for Parse and Default.
+	Sources *Sources
 
 	// defaults is the raw [defaults] table, kept for AddCommand.
 	defaults map[string]any
-	// lines finds the line of a key, for Warnings (nil for Default).
-	lines *lineIndex
+	// lines finds the line of a key in each file, by the file's name as
+	// Program.File gives it, for Warnings (nil for Default).
+	lines map[string]*lineIndex
 }
 
 // Supervisor holds the [supervisor] table.
@@ -140,16 +156,25 @@ type Supervisor struct {
 	HeartbeatInterval, ShutdownTimeout                  time.Duration
 	ForceExitCode                                       int
 	WatchConfig                                         bool
+	// Include holds the include patterns as written; Load follows them,
+	// relative to the main file's directory.
+	Include []string
 }
 
 // Program is one [programs.NAME] table with [defaults] and the built-in
 // defaults applied.
 type Program struct {
-	Name             string
-	Line             int      // line of the [programs.NAME] header (0 if unknown)
+	Name string
+	// File and Line locate the [programs.NAME] header: the file as Error
+	// names it (the main file's path as given, an included file's joined
+	// to the main file's directory) and its line (0 if unknown). File is
+	// "" for the program AddCommand adds.
+	File             string
+	Line             int
 	Command          []string // argv; a TOML string command becomes {"/bin/sh", "-c", s}
 	Directory        string
-	Environment      map[string]string // never nil
+	EnvFile          []EnvFile         // applied in order, before Environment
+	Environment      map[string]string // never nil; see Env for the whole environment
 	ClearEnvironment bool
 	User, Group      string
 	Autostart        bool
@@ -191,6 +216,8 @@ type Watchdog struct {
 // TeardownStep is one [teardown.NAME] command run during shutdown.
 type TeardownStep struct {
 	Name     string
+	File     string // the file of the [teardown.NAME] table, as for Program.File
+	Line     int    // the line of its header (0 if unknown)
 	Command  []string
 	Priority int
 	Timeout  time.Duration
@@ -249,17 +276,6 @@ func Resolve(flag string) string {
 	return "/etc/supervise/supervise.toml"
 }
 
-// Load reads the file at path and parses it. A read error is returned
-// wrapped (errors.Is(err, fs.ErrNotExist) works); a bad file gives an
-// ErrorList.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return Parse(path, data)
-}
-
 // Default returns the configuration used without a file: the supervisor's
 // built-in defaults and no programs.
 func Default() *Config {
@@ -290,13 +306,17 @@ func (c *Config) AddCommand(argv []string) error {
 		cmd[i] = a
 	}
 	p := d.buildProgram(MainProgram, c.defaults, map[string]any{"command": cmd, "critical": true})
+	p.File = "" // from the command line, not from the file
+	if err := c.readEnvFiles(p); err != nil {
+		return err
+	}
 	progs := maps.Clone(c.Programs)
 	progs[MainProgram] = p
 	order := append(slices.Clone(c.Order), MainProgram)
-	d.checkDependencies(progs, order)
-	if len(d.errs) > 0 {
-		sortErrors(d.errs)
-		return d.errs
+	d.checkDependencies(progs, order, c.lineIndex)
+	if len(*d.errs) > 0 {
+		sortErrors(*d.errs)
+		return *d.errs
 	}
 	c.Programs = progs
 	c.Order = order
@@ -350,14 +370,16 @@ func (p *Program) EffectiveLogBurst() int {
 // Diff returns the keys whose values differ between p and q, in the
 // order of the README's reference, dotted for subtables
 // ("watchdog.timeout"); "watchdog" alone when one of them has a watchdog
-// and the other has none. Name and Line are not settings and are not
-// compared. Both programs must be non-nil.
+// and the other has none. Name, File and Line are not settings and are not
+// compared: a program moved to another file is the same program. An env
+// file read with other variables than before is a change of "env_file".
+// Both programs must be non-nil.
 func (p *Program) Diff(q *Program) []string {
 	return programKeys.diff("", p, q, nil)
 }
 
-// Equal reports whether two programs have the same name and settings, Line
-// ignored: p.Name == q.Name and p.Diff(q) is empty. A reload leaves Equal
+// Equal reports whether two programs have the same name and settings, File
+// and Line ignored: p.Name == q.Name and p.Diff(q) is empty. A reload leaves Equal
 // programs alone; Diff and NeedsRestart tell which of the others' changes
 // need a restart.
 func (p *Program) Equal(q *Program) bool {

@@ -42,6 +42,8 @@ var supervisorKeys = schema[Supervisor]{
 		"apply edits of the configuration file while running"),
 	key("metrics", func(s *Supervisor) *string { return &s.Metrics }, hostPortCodec, "",
 		"serve Prometheus `/metrics` and `/healthz` over HTTP at this address, such as `\"127.0.0.1:9100\"`; `\"\"` disables it"),
+	key("include", func(s *Supervisor) *[]string { return &s.Include }, includeCodec, nil,
+		"files of more `[programs.*]` and `[teardown.*]` tables, such as `[\"conf.d/*.toml\"]`, read in lexical order"),
 }
 
 var programKeys = schema[Program]{
@@ -50,6 +52,9 @@ var programKeys = schema[Program]{
 		mandatory().restarts().phrased(func(p *Program) string { return "" }),
 	key("directory", func(p *Program) *string { return &p.Directory }, pathCodec, "",
 		"the working directory; `\"\"` keeps the supervisor's").restarts(),
+	key("env_file", func(p *Program) *[]EnvFile { return &p.EnvFile }, envFileCodec, nil,
+		"files of `NAME=VALUE` lines (dotenv) put in the environment in order, before `environment`; "+
+			"a change of their variables restarts the program").restarts(),
 	key("environment", func(p *Program) *map[string]string { return &p.Environment }, environmentCodec, map[string]string{},
 		"variables added to the supervisor's environment (merged with those of `[defaults]`)").restarts(),
 	key("clear_environment", func(p *Program) *bool { return &p.ClearEnvironment }, boolCodec, false,

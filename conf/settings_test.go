@@ -151,16 +151,16 @@ func fullProgram() *Program {
 // would then escape Diff, Equal, the defaults and the README reference.
 func TestDeclarationsCoverEveryField(t *testing.T) {
 	checkCovered(t, fullProgram, (*Program).Diff,
-		leafKeys("", programKeys.refs()), map[string]bool{"Name": true, "Line": true})
+		leafKeys("", programKeys.refs()), map[string]bool{"Name": true, "File": true, "Line": true})
 	checkCovered(t, func() *Supervisor { s := defaultSupervisor(); return &s }, (*Supervisor).Diff,
 		leafKeys("", supervisorKeys.refs()), nil)
 	checkCovered(t, func() *TeardownStep { return &TeardownStep{Name: "t", Command: []string{"/bin/t"}} },
 		func(a, b *TeardownStep) []string { return teardownKeys.diff("", a, b, nil) },
-		leafKeys("", teardownKeys.refs()), map[string]bool{"Name": true})
+		leafKeys("", teardownKeys.refs()), map[string]bool{"Name": true, "File": true, "Line": true})
 
 	// Every change that Diff sees makes Equal false, and Equal is true
 	// exactly when Diff is empty and the names match.
-	for _, lf := range leafFields(reflect.TypeFor[Program](), "", nil, map[string]bool{"Line": true}) {
+	for _, lf := range leafFields(reflect.TypeFor[Program](), "", nil, map[string]bool{"File": true, "Line": true}) {
 		p := fullProgram()
 		mutate(t, fieldAt(reflect.ValueOf(p), lf.path))
 		if fullProgram().Equal(p) || p.Equal(fullProgram()) {

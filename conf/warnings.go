@@ -49,7 +49,8 @@ func (c *Config) Warnings() []Warning {
 	for _, name := range c.Order {
 		p := c.Programs[name]
 		at := func(key, format string, args ...any) {
-			out = append(out, Warning{File: c.File, Line: c.keyLine(name, p.Line, key),
+			file, line := c.keyLine(p, key)
+			out = append(out, Warning{File: file, Line: line,
 				Program: "programs." + name, Key: key, Msg: fmt.Sprintf(format, args...)})
 		}
 		if msg := checkCommand(p.Command, p.Directory, programPath(p)); msg != "" {
@@ -90,34 +91,28 @@ func (c *Config) Warnings() []Warning {
 	for _, name := range slices.Sorted(maps.Keys(c.Teardown)) {
 		s := c.Teardown[name]
 		if msg := checkCommand(s.Command, "", os.Getenv("PATH")); msg != "" {
-			line := 0
-			if c.lines != nil {
-				line = c.lines.line("teardown", name, "command")
-			}
-			out = append(out, Warning{File: c.File, Line: line, Program: "teardown." + name, Key: "command", Msg: msg})
+			line := c.lines[s.File].line("teardown", name, "command")
+			out = append(out, Warning{File: s.File, Line: line, Program: "teardown." + name, Key: "command", Msg: msg})
 		}
 	}
 	return out
 }
 
-// keyLine returns the line that sets key for program name: in its own
-// table, else in [defaults], else header (the program's header line).
-func (c *Config) keyLine(name string, header int, key string) int {
-	if c.lines == nil {
-		return header
+// keyLine returns the file and line that set key for p: in its own
+// table, else in [defaults] (of the main file), else p's header.
+func (c *Config) keyLine(p *Program, key string) (string, int) {
+	if l, ok := c.lines[p.File].lookup("programs", p.Name, key); ok {
+		return p.File, l
 	}
-	if l, ok := c.lines.lookup("programs", name, key); ok {
-		return l
+	if l, ok := c.lines[c.File].lookup("defaults", key); ok {
+		return c.File, l
 	}
-	if l, ok := c.lines.lookup("defaults", key); ok {
-		return l
-	}
-	return header
+	return p.File, p.Line
 }
 
 // programPath is the PATH the program's command is looked up in.
 func programPath(p *Program) string {
-	if v, ok := p.Environment["PATH"]; ok {
+	if v, ok := p.Env()["PATH"]; ok {
 		return v
 	}
 	return os.Getenv("PATH")

@@ -153,7 +153,8 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 
 // environment builds a run's environment: the supervisor's own (unless
 // clear_environment) without the variables that address the supervisor's
-// own systemd connection, then the program's additions.
+// own systemd connection, then the program's additions: its env files,
+// then its environment table.
 func (s *Supervisor) environment(cfg *conf.Program) []string {
 	var env []string
 	if !cfg.ClearEnvironment {
@@ -165,7 +166,7 @@ func (s *Supervisor) environment(cfg *conf.Program) []string {
 			env = append(env, kv)
 		}
 	}
-	for k, v := range cfg.Environment {
+	for k, v := range cfg.Env() {
 		env = setEnv(env, k, v)
 	}
 	return env

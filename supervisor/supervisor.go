@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -94,8 +95,19 @@ type Supervisor struct {
 	loopDone chan struct{}
 
 	// Everything below is owned by the event loop.
-	cfg        *conf.Config
-	cfgBytes   []byte
+	cfg *conf.Config
+	// cfgDigest is the digest of the files of the configuration applied
+	// last (nil when unknown): an edit that leaves it unchanged is no
+	// reload.
+	cfgDigest *[32]byte
+	// watch follows the files of the configuration (nil without
+	// watch_config).
+	watch *configWatch
+	// reading is closed when the read of the configuration in flight
+	// ends (nil when none is); reloadQueue waits for the next read.
+	reading     chan struct{}
+	reloadQueue []reloadAsked
+
 	progs      map[string]*program
 	order      []string
 	withDeps   []string // programs that have depends_on, in order
@@ -276,10 +288,16 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 // setup starts the watchers and the control socket.
 func (s *Supervisor) setup() error {
 	s.cfg = s.opts.Config
-	if s.cfg.File != "" {
-		if b, err := os.ReadFile(s.cfg.File); err == nil {
-			s.cfgBytes = b
+	src := s.cfg.Sources
+	if src != nil {
+		d := src.Digest()
+		s.cfgDigest = &d
+	} else if s.cfg.File != "" {
+		main, err := filepath.Abs(s.cfg.File)
+		if err != nil {
+			main = s.cfg.File
 		}
+		src = &conf.Sources{Main: main}
 	}
 	fw, err := watchdog.NewFileWatcher(watchdog.WithFileClock(s.clk), watchdog.WithLogf(func(format string, args ...any) {
 		s.log.Warn(fmt.Sprintf(format, args...))
@@ -320,11 +338,12 @@ func (s *Supervisor) setup() error {
 	}
 
 	if s.cfg.File != "" && s.cfg.Supervisor.WatchConfig {
-		stop, err := s.watchConfig(s.cfg.File)
+		cw, err := s.watchConfig(src)
 		if err != nil {
-			s.log.Warn("cannot watch the configuration file; use `supervise reload` or SIGHUP", zap.Error(err))
+			s.log.Warn("cannot watch the configuration files; use `supervise reload` or SIGHUP", zap.Error(err))
 		} else {
-			s.stopLoop = append(s.stopLoop, stop)
+			s.watch = cw
+			s.stopLoop = append(s.stopLoop, cw.close)
 		}
 	}
 	if addr := s.cfg.Supervisor.Metrics; addr != "" {
@@ -337,6 +356,9 @@ func (s *Supervisor) setup() error {
 }
 
 func (s *Supervisor) cleanup() {
+	if s.reading != nil {
+		<-s.reading // it reads regular files only, and may use the watcher
+	}
 	for i := len(s.stopLoop) - 1; i >= 0; i-- {
 		s.stopLoop[i]()
 	}
@@ -436,8 +458,12 @@ func (s *Supervisor) handle(ev event) {
 		s.onConfigTouched()
 	case reloadDebounced:
 		if ev.seq == s.debSeq {
-			s.reload("configuration file changed", nil)
+			s.reload(whyEdited, nil)
 		}
+	case configRead:
+		s.onConfigRead(ev)
+	case configAsked:
+		s.onConfigAsked(ev)
 	case shutdownAsked:
 		s.beginTeardown(ev.reason, ev.code)
 	case teardownDone:
