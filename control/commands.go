@@ -53,11 +53,15 @@ when it ended the run.`,
 	&Command{
 		Name:    "validate",
 		Summary: "Check a configuration file exactly as run would; exit 2 on errors.",
-		Help: "Prints a line per program and teardown step, then warnings about what will fail at run time\n" +
-			"but may be fixed before (an unknown user, a missing command or directory). With --strict,\n" +
-			"warnings make the exit code 1.",
+		Help: "Prints a line per program and teardown step with the file and line it comes from, then\n" +
+			"warnings about what will fail at run time but may be fixed before (an unknown user, a missing\n" +
+			"command or directory). With --strict, warnings make the exit code 1. With --diff, it then asks\n" +
+			"the running supervisor what a reload would change (as reload --dry-run).",
 		Local: true,
-		Flags: []Flag{flagConfig, {Name: "strict", Kind: KindBool, Help: "exit 1 when there are warnings"}},
+		Flags: []Flag{flagConfig, {Name: "strict", Kind: KindBool, Help: "exit 1 when there are warnings"},
+			{Name: "diff", Kind: KindBool, Help: "also print the difference a reload of the running supervisor would apply"},
+			{Name: "json", Kind: KindBool, Help: "with --diff: print the difference as JSON"},
+			flagSocket},
 	},
 	&Command{
 		Name:    CmdStatus,
@@ -77,8 +81,17 @@ when it ended the run.`,
 		"The signal is a name (HUP, SIGHUP) or a number. An exit it causes is judged like any other.",
 		Arg{Name: "NAME", Kind: KindProgram, Help: "the program"},
 		Arg{Name: "SIGNAL", Kind: KindSignal, Help: "HUP, SIGUSR1, 9, ..."}),
-	remote(CmdReload, "Re-read the configuration file and apply the difference.",
-		"An invalid file is reported and changes nothing."),
+	&Command{
+		Name:    CmdReload,
+		Summary: "Re-read the configuration file and apply the difference.",
+		Help: "An invalid file is reported and changes nothing. With --dry-run, print the difference a\n" +
+			"reload would apply (added, removed, changed with the changed keys, unchanged) and apply nothing.",
+		Flags: []Flag{flagFind, flagSocket,
+			{Name: ParamDryRun, Kind: KindBool, Remote: true, Help: "print the difference, apply nothing"},
+			{Name: "json", Kind: KindBool, Help: "with --dry-run: print the difference as JSON"},
+		},
+		Print: printReload,
+	},
 	remote(CmdShutdown, "Tear down the programs and end the supervisor.", ""),
 	&Command{
 		Name:    "check",
@@ -120,6 +133,16 @@ func PrintResponse(w io.Writer, _ *Invocation, r Response) error {
 		return WriteTable(w, r.Programs)
 	}
 	return nil
+}
+
+// printReload prints a reload's answer; with --dry-run --json, the
+// difference as JSON.
+func printReload(w io.Writer, inv *Invocation, r Response) error {
+	if inv.Bool("json") && len(r.Diff) > 0 {
+		_, err := fmt.Fprintf(w, "%s\n", r.Diff)
+		return err
+	}
+	return PrintResponse(w, inv, r)
 }
 
 // printStatus prints the table of `supervise status`, or with --json

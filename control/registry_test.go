@@ -75,7 +75,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"reload", []string{"extra"}, `reload takes no arguments, got "extra"`},
 		{"run", []string{"stray"}, `run takes no arguments, got "stray" (a command to run goes after --)`},
 		{"run", []string{"--"}, "no command after --"},
-		{"validate", []string{"-s", "x"}, "unknown flag -s"},
+		{"version", []string{"-s", "x"}, "unknown flag -s"},
 	} {
 		_, err := parseArgs(t, tt.cmd, tt.args...)
 		var ue *UsageError
@@ -117,7 +117,7 @@ Flags:
 	Commands.WriteUsage(&b)
 	for _, line := range []string{
 		"  supervise [run] [-c FILE] [-s SOCKET] [--log-level L] [--log-format console|json] [-- CMD [ARG...]]\n",
-		"  supervise validate [-c FILE] [--strict]\n",
+		"  supervise validate [-c FILE] [--strict] [--diff] [--json]\n",
 		"  supervise status [NAME...] [--json]\n",
 		"  supervise start NAME...\n",
 		"  supervise signal NAME SIGNAL\n",

@@ -33,7 +33,10 @@
 // socket; WriteTable prints the status table of `supervise status`.
 package control
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // ProtocolVersion is the version of the wire protocol this package
 // speaks. Every Request and every Message carries it; a server refuses a
@@ -56,6 +59,10 @@ const (
 // ParamSignal is the parameter of CmdSignal that holds the signal (a name
 // such as "HUP" or "SIGHUP", or a number).
 const ParamSignal = "signal"
+
+// ParamDryRun is the parameter of reload that asks for the difference a
+// reload would apply, applying nothing ("true").
+const ParamDryRun = "dry-run"
 
 // Request is what a client sends: the protocol version, a command, the
 // programs it names, and its other arguments and flags by name (Params).
@@ -99,6 +106,9 @@ type Response struct {
 	Message  string          `json:"message,omitempty"`
 	Results  []Result        `json:"results,omitempty"`
 	Programs []ProgramStatus `json:"programs,omitempty"`
+	// Diff is the difference a reload would apply (reload --dry-run), as
+	// JSON: added, removed, changed (with keys), unchanged.
+	Diff json.RawMessage `json:"diff,omitempty"`
 }
 
 // Result is the outcome of a command for one program.

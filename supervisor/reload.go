@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -401,4 +402,18 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 		parts = append(parts, "changed "+joinNames(changed))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// dryRun answers `reload --dry-run`: the difference a reload would apply,
+// as text and as JSON, applying nothing.
+func (s *Supervisor) dryRun(ctx context.Context) control.Response {
+	d, err := s.ReloadDiff(ctx)
+	if err != nil {
+		return control.Response{Error: "configuration unchanged: " + err.Error()}
+	}
+	js, err := json.Marshal(d)
+	if err != nil {
+		return control.Response{Error: fmt.Sprintf("encoding the difference: %v", err)}
+	}
+	return control.Response{OK: true, Message: strings.TrimRight(d.String(), "\n"), Diff: js}
 }

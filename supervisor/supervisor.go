@@ -188,6 +188,9 @@ func (s *Supervisor) OrphanReaped(pid int, status unix.WaitStatus) {
 // Handle answers a control request through the event loop. It is the
 // control server's handler.
 func (s *Supervisor) Handle(ctx context.Context, req control.Request) control.Response {
+	if req.Command == control.CmdReload && req.Param(control.ParamDryRun) == "true" {
+		return s.dryRun(ctx)
+	}
 	reply := make(chan answer, 1)
 	if req.Command == control.CmdReload {
 		s.box.push(reloadAsked{why: "control request", reply: reply})

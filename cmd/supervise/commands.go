@@ -158,7 +158,8 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 	}
 	fmt.Fprintf(stdout, "%s: ok, %s\n", path, conf.Plural(len(cfg.Order), "program"))
 	for _, name := range cfg.Order {
-		fmt.Fprintf(stdout, "  %s\n", cfg.Programs[name].Summary())
+		p := cfg.Programs[name]
+		fmt.Fprintf(stdout, "  %s%s\n", p.Summary(), origin(p.Origin()))
 	}
 	var steps []string
 	for name := range cfg.Teardown {
@@ -166,16 +167,54 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 	}
 	sort.Strings(steps)
 	for _, name := range steps {
-		fmt.Fprintf(stdout, "  %s\n", cfg.Teardown[name].Summary())
+		t := cfg.Teardown[name]
+		fmt.Fprintf(stdout, "  %s%s\n", t.Summary(), origin(t.Origin()))
 	}
 	warnings := cfg.Warnings()
 	sort.SliceStable(warnings, func(i, j int) bool { return warnings[i].Line < warnings[j].Line })
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
+	code := 0
 	if len(warnings) > 0 && inv.Bool("strict") {
+		code = 1
+	}
+	if inv.Bool("diff") {
+		if c, err := printReloadDiff(inv, stdout, stderr); err != nil || c != 0 {
+			return max(c, code), err
+		}
+	}
+	return code, nil
+}
+
+// origin formats where a program or step comes from, for validate.
+func origin(at string) string {
+	if at == "" {
+		return ""
+	}
+	return "  [" + at + "]"
+}
+
+// printReloadDiff asks the running supervisor for the difference a reload
+// would apply (reload --dry-run) and prints it.
+func printReloadDiff(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	path, code, err := socketFor(inv.Value("config"), inv.Value("socket"))
+	if err != nil {
+		return code, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := control.Call(ctx, path, control.Request{Version: control.ProtocolVersion, Command: control.CmdReload,
+		Params: map[string]string{control.ParamDryRun: "true"}})
+	if err != nil {
+		fmt.Fprintf(stderr, "supervise: --diff: %v\n", err)
 		return 1, nil
 	}
+	if inv.Bool("json") {
+		fmt.Fprintf(stdout, "%s\n", resp.Diff)
+		return 0, nil
+	}
+	fmt.Fprintf(stdout, "reload would apply:\n%s\n", resp.Message)
 	return 0, nil
 }
 
