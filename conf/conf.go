@@ -156,6 +156,9 @@ type Supervisor struct {
 	HeartbeatInterval, ShutdownTimeout                  time.Duration
 	ForceExitCode                                       int
 	WatchConfig                                         bool
+	// StopSignal starts the teardown besides SIGTERM and SIGINT (the
+	// STOPSIGNAL of an image that uses another).
+	StopSignal syscall.Signal
 	// Include holds the include patterns as written; Load follows them,
 	// relative to the main file's directory.
 	Include []string

@@ -68,7 +68,7 @@ func TestParseEmpty(t *testing.T) {
 func TestBuiltinDefaults(t *testing.T) {
 	s := Default().Supervisor
 	want := Supervisor{LogLevel: "info", LogFormat: "console", HeartbeatInterval: 10 * time.Second,
-		ShutdownTimeout: 30 * time.Second, ForceExitCode: 1, WatchConfig: true}
+		ShutdownTimeout: 30 * time.Second, ForceExitCode: 1, WatchConfig: true, StopSignal: syscall.SIGTERM}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("Default().Supervisor = %+v, want %+v", s, want)
 	}
@@ -312,7 +312,7 @@ func TestFullFile(t *testing.T) {
 	dir, _ := filepath.Abs(filepath.Join("testdata", "good"))
 	wantSup := Supervisor{LogLevel: "debug", LogFormat: "json", Socket: "/run/sv.sock",
 		HeartbeatFile: filepath.Join(dir, "run/sv.hb"), Metrics: "127.0.0.1:9100",
-		HeartbeatInterval: 5 * time.Second, ShutdownTimeout: 45 * time.Second, ForceExitCode: 3}
+		HeartbeatInterval: 5 * time.Second, ShutdownTimeout: 45 * time.Second, ForceExitCode: 3, StopSignal: syscall.SIGTERM}
 	if !reflect.DeepEqual(cfg.Supervisor, wantSup) {
 		t.Errorf("supervisor\n%+v\nwant\n%+v", cfg.Supervisor, wantSup)
 	}

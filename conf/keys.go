@@ -38,6 +38,8 @@ var supervisorKeys = schema[Supervisor]{
 		"the budget for the whole teardown, after which everything left is killed"),
 	key("force_exit_code", func(s *Supervisor) *int { return &s.ForceExitCode }, exitCodeCodec, DefaultForceExitCode,
 		"the exit code when the teardown exceeds `shutdown_timeout`"),
+	key("stop_signal", func(s *Supervisor) *syscall.Signal { return &s.StopSignal }, signalCodec, DefaultStopSignal,
+		"a signal that starts the teardown, besides SIGTERM and SIGINT: the image's `STOPSIGNAL` when it is another"),
 	key("watch_config", func(s *Supervisor) *bool { return &s.WatchConfig }, boolCodec, true,
 		"apply edits of the configuration file while running"),
 	key("metrics", func(s *Supervisor) *string { return &s.Metrics }, hostPortCodec, "",

@@ -232,6 +232,9 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	if s.opts.HandleSignals {
 		sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
 			syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+		if sig := s.cfg.Supervisor.StopSignal; sig != 0 {
+			sigs = append(sigs, sig)
+		}
 		ch := make(chan os.Signal, 8)
 		signal.Notify(ch, sigs...)
 		stop := make(chan struct{})
@@ -493,7 +496,7 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 		return
 	}
 	s.lastSignal, s.lastSignalAt = ssig, now
-	terminate := ssig == syscall.SIGTERM || ssig == syscall.SIGINT
+	terminate := ssig == syscall.SIGTERM || ssig == syscall.SIGINT || ssig == s.cfg.Supervisor.StopSignal
 	if s.opts.SingleCommand {
 		// tini-like: the command gets the signal. SIGTERM and SIGINT also
 		// begin the teardown, so a command that ignores them is killed
