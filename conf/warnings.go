@@ -37,8 +37,8 @@ func (w Warning) String() string {
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Warnings checks what the file names on this machine, as a start would
-// find it now: that each program's (and teardown step's) command[0]
-// exists and is executable (a name without "/" looked up in the PATH the
+// find it now: that each program's (and teardown step's) command[0], and
+// the command of each exec probe, exists and is executable (a name without "/" looked up in the PATH the
 // program gets), that its directory exists, that its user and group exist
 // (as procs.Credential resolves them; unknown numeric ids are allowed) and
 // that the directory of a stdout or stderr file exists. It returns the
@@ -54,6 +54,18 @@ func (c *Config) Warnings() []Warning {
 		}
 		if msg := checkCommand(p.Command, p.Directory, programPath(p)); msg != "" {
 			at("command", "%s", msg)
+		}
+		for _, pr := range []struct {
+			key   string
+			probe *Probe
+		}{{"readiness", p.Readiness}, {"liveness", p.Liveness}} {
+			if pr.probe == nil || pr.probe.Kind() != ProbeExec {
+				continue
+			}
+			if msg := checkCommand(pr.probe.Exec, p.Directory, programPath(p)); msg != "" {
+				out = append(out, Warning{File: c.File, Line: c.probeLine(name, p.Line, pr.key),
+					Program: "programs." + name, Key: pr.key + ".exec", Msg: msg})
+			}
 		}
 		if p.Directory != "" {
 			if fi, err := os.Stat(p.Directory); err != nil {
@@ -111,6 +123,21 @@ func (c *Config) keyLine(name string, header int, key string) int {
 	}
 	if l, ok := c.lines.lookup("defaults", key); ok {
 		return l
+	}
+	return header
+}
+
+// probeLine returns the line of the exec key of the probe table key
+// (readiness or liveness) of program name, else of the table, else header.
+func (c *Config) probeLine(name string, header int, key string) int {
+	if c.lines == nil {
+		return header
+	}
+	for _, path := range [][]string{{"programs", name, key, "exec"}, {"programs", name, key},
+		{"defaults", key, "exec"}, {"defaults", key}} {
+		if l, ok := c.lines.lookup(path...); ok {
+			return l
+		}
 	}
 	return header
 }
