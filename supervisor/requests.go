@@ -160,6 +160,7 @@ func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFi
 			Ready:      p.m.Ready(),
 			StatusText: p.statusText,
 			WaitingFor: p.m.WaitingFor(),
+			Probes:     p.probesStatus(),
 		}
 		if why := s.waitReason(p); why != "" {
 			st.Error = why

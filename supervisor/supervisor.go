@@ -126,6 +126,9 @@ type Supervisor struct {
 	orphans      chan struct{}
 	started      time.Time
 	refusals     refusals
+	// endingProbes are the probes of ended runs with an attempt still in
+	// flight, waited for when Run returns.
+	endingProbes []*probeAttachment
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
 }
@@ -343,6 +346,7 @@ func (s *Supervisor) cleanup() {
 		s.endRun(p, p.run)
 		s.cancelTimers(p)
 	}
+	waitProbes(s.endingProbes, 5*time.Second)
 	if s.fw != nil {
 		s.fw.Close()
 	}
@@ -408,6 +412,10 @@ func (s *Supervisor) handle(ev event) {
 	case notified:
 		if p := s.current(ev.name, ev.run); p != nil {
 			s.onNotify(p, ev.msg)
+		}
+	case probed:
+		if p := s.current(ev.name, ev.run); p != nil {
+			s.onProbe(p, ev)
 		}
 	case request:
 		s.onRequest(ev)

@@ -108,6 +108,7 @@ type Runner struct {
 	stopped  bool
 	timer    clock.Timer
 	cancel   context.CancelCauseFunc // of the attempt in flight
+	busy     bool                    // an attempt is in flight
 	inFlight sync.WaitGroup
 }
 
@@ -158,6 +159,14 @@ func (r *Runner) Stop() {
 // that whatever an attempt started (an exec probe's process) is gone.
 func (r *Runner) Wait() { r.inFlight.Wait() }
 
+// Busy reports whether an attempt is in flight (cancelled by Stop, it may
+// still be ending).
+func (r *Runner) Busy() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy
+}
+
 // Status returns a snapshot of the results so far.
 func (r *Runner) Status() Status {
 	r.mu.Lock()
@@ -173,10 +182,15 @@ func (r *Runner) attempt() {
 		return
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
-	r.cancel = cancel
+	r.cancel, r.busy = cancel, true
 	r.inFlight.Add(1)
 	r.mu.Unlock()
-	defer r.inFlight.Done()
+	defer func() {
+		r.mu.Lock()
+		r.busy = false
+		r.mu.Unlock()
+		r.inFlight.Done()
+	}()
 
 	start := r.clk.Now()
 	deadline := r.clk.AfterFunc(r.set.Timeout, func() { cancel(&TimeoutError{After: r.set.Timeout}) })
