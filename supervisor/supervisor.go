@@ -1,12 +1,14 @@
 // Package supervisor runs the programs of a supervise configuration: it
-// starts them, restarts them through per-program circuit breakers and
-// backoff, watches their heartbeats and notify sockets, answers control
+// starts them in dependency order (ready, started or completed
+// dependencies), restarts them through per-program circuit breakers and
+// backoff, watches their heartbeats and notify sockets, probes their
+// readiness and liveness, answers control
 // requests, applies configuration edits as a diff, and tears everything down
 // in priority order.
 //
 // One goroutine, the event loop, owns every program's state. The reaper,
-// timers, file watchers, notify sockets, signal handlers and the control
-// socket only push events into the loop's mailbox; queries are answered by
+// timers, file watchers, notify sockets, probes, signal handlers and the
+// control socket only push events into the loop's mailbox; queries are answered by
 // the loop through reply channels. Time comes from an injected clock.
 package supervisor
 
