@@ -1,8 +1,8 @@
 // Package conf reads and checks supervise's TOML configuration.
 //
 // It decodes the whole schema of the configuration file (the [supervisor]
-// table, [defaults], every [programs.NAME] with its breaker and watchdog
-// subtables, and the [teardown.NAME] steps) into typed values, with the
+// table, [defaults], every [programs.NAME] with its breaker, watchdog,
+// readiness and liveness subtables, and the [teardown.NAME] steps) into typed values, with the
 // built-in defaults and the [defaults] table already applied to every
 // program. A file is validated whole: Parse returns either a complete,
 // valid *Config or an ErrorList naming every problem with its file, line,
@@ -20,6 +20,11 @@
 //   - stdout/stderr are "log", "inherit", "null", or a file path, which must
 //     contain a "/" ("./web.log"), so a misspelt keyword is an error rather
 //     than a file name.
+//   - A probe table has exactly one kind (exec, http, tcp, or log_line for
+//     readiness only); a log_line probe needs stdout or stderr = "log".
+//   - depends_on is a list of names, each meaning DependsReady, or a table
+//     of names to conditions; a "completed" dependency cannot have
+//     restart = "always", and the dependencies form no cycle.
 //   - A file with no settings at all (empty, or only whitespace and
 //     comments) is refused: applied by a reload it would stop every program.
 //     A [supervisor] table alone is a valid file with no programs.
@@ -50,6 +55,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -117,6 +123,91 @@ const (
 	WatchdogLog     WatchdogAction = "log"
 )
 
+// DependencyCondition is what a program waits for of one of its
+// dependencies (SPEC §12).
+type DependencyCondition string
+
+// The dependency conditions.
+const (
+	// DependsStarted holds once the dependency has been spawned (or its run
+	// has completed).
+	DependsStarted DependencyCondition = "started"
+	// DependsReady holds while the dependency is ready (SPEC §4); a plain
+	// list of names means this.
+	DependsReady DependencyCondition = "ready"
+	// DependsCompleted holds once the dependency's last run ended with a
+	// success exit code and no restart is due: a one-shot task that
+	// finished.
+	DependsCompleted DependencyCondition = "completed"
+)
+
+// Dependency is one entry of depends_on: a program and the condition it
+// must meet before the dependent starts.
+type Dependency struct {
+	Name      string
+	Condition DependencyCondition
+}
+
+// ProbeKind is the kind of check a probe makes (SPEC §11).
+type ProbeKind string
+
+// The probe kinds.
+const (
+	ProbeExec    ProbeKind = "exec"     // a command; exit 0 passes
+	ProbeHTTP    ProbeKind = "http"     // a GET; a 2xx or 3xx status passes
+	ProbeTCP     ProbeKind = "tcp"      // a connection opens
+	ProbeLogLine ProbeKind = "log_line" // a line of stdout or stderr matches (readiness only)
+)
+
+// Probe holds a program's [readiness] or [liveness] subtable. Exactly one
+// of Exec, HTTP, TCP and LogLine is set.
+type Probe struct {
+	Exec          []string       // argv; a TOML string becomes {"/bin/sh", "-c", s}
+	HTTP          string         // an http:// or https:// URL
+	TCP           string         // host:port
+	LogLine       *regexp.Regexp // readiness only
+	HTTPVerifyTLS bool
+	Interval      time.Duration
+	Timeout       time.Duration
+	InitialDelay  time.Duration
+	// SuccessThreshold and FailureThreshold are the consecutive passes
+	// and failures that make the probe passing or failing.
+	SuccessThreshold int
+	FailureThreshold int
+	Action           WatchdogAction // liveness only; "" for readiness
+}
+
+// Kind returns the kind of check the probe makes.
+func (p *Probe) Kind() ProbeKind {
+	switch {
+	case len(p.Exec) > 0:
+		return ProbeExec
+	case p.HTTP != "":
+		return ProbeHTTP
+	case p.TCP != "":
+		return ProbeTCP
+	case p.LogLine != nil:
+		return ProbeLogLine
+	}
+	return ""
+}
+
+// Target describes what the probe checks: the command, URL, address or
+// pattern.
+func (p *Probe) Target() string {
+	switch p.Kind() {
+	case ProbeExec:
+		return strings.Join(p.Exec, " ")
+	case ProbeHTTP:
+		return p.HTTP
+	case ProbeTCP:
+		return p.TCP
+	case ProbeLogLine:
+		return p.LogLine.String()
+	}
+	return ""
+}
+
 // Log levels and formats accepted by [supervisor] and Overrides.
 const (
 	LogDebug = "debug"
@@ -181,7 +272,7 @@ type Program struct {
 	ClearEnvironment bool
 	User, Group      string
 	Autostart        bool
-	DependsOn        []string
+	DependsOn        []Dependency // in file order for a list, by name for a table
 	Restart          RestartPolicy
 	SuccessExitCodes []int
 	MinUptime        time.Duration
@@ -198,6 +289,17 @@ type Program struct {
 	ReadyTimeout     time.Duration // 0 = wait for readiness for ever
 	Breaker          Breaker
 	Watchdog         *Watchdog // nil when no [programs.X.watchdog] table
+	Readiness        *Probe    // nil when no [programs.X.readiness] table
+	Liveness         *Probe    // nil when no [programs.X.liveness] table
+}
+
+// DependencyNames returns the names depends_on lists, in its order.
+func (p *Program) DependencyNames() []string {
+	out := make([]string, len(p.DependsOn))
+	for i, d := range p.DependsOn {
+		out[i] = d.Name
+	}
+	return out
 }
 
 // Breaker holds a program's [breaker] subtable.
@@ -248,6 +350,12 @@ const (
 	DefaultHalfOpenMaxCalls  = 1
 	DefaultWatchdogTimeout   = 30 * time.Second
 	DefaultTeardownTimeout   = 10 * time.Second
+
+	DefaultReadinessInterval = time.Second
+	DefaultLivenessInterval  = 10 * time.Second
+	DefaultProbeTimeout      = time.Second
+	DefaultSuccessThreshold  = 1
+	DefaultFailureThreshold  = 3
 )
 
 func defaultSupervisor() Supervisor {

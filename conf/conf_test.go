@@ -319,7 +319,7 @@ func TestFullFile(t *testing.T) {
 	web := &Program{
 		Name: "web", File: path, Line: 25, Command: []string{"/usr/bin/web", "--port", "8080"},
 		Directory: "/srv/web", Environment: map[string]string{"LANG": "C", "TZ": "Europe/Paris", "PORT": "8080"},
-		ClearEnvironment: true, User: "www-data", Group: "33", Autostart: false, DependsOn: []string{"db"},
+		ClearEnvironment: true, User: "www-data", Group: "33", Autostart: false, DependsOn: []Dependency{{"db", DependsReady}},
 		Restart: RestartOnFailure, SuccessExitCodes: []int{0, 143}, MinUptime: 2 * time.Second,
 		BackoffInitial: 250 * time.Millisecond, BackoffMax: time.Minute, StopSignal: syscall.SIGINT,
 		StopTimeout: 3 * time.Second, StopPriority: 10, Critical: true,

@@ -402,7 +402,54 @@ func (d *decoder) buildProgram(name string, defaults, own map[string]any) *Progr
 	if w := p.Watchdog; w != nil && w.StartGrace == 0 {
 		w.StartGrace = w.Timeout
 	}
+	t.checkProbe(p, "readiness", p.Readiness, w)
+	t.checkProbe(p, "liveness", p.Liveness, w)
 	return p
+}
+
+// probeKinds are the keys that choose a probe's kind.
+var probeKinds = []ProbeKind{ProbeExec, ProbeHTTP, ProbeTCP, ProbeLogLine}
+
+// checkProbe checks, once every layer is applied, that the probe table
+// (readiness or liveness) names exactly one kind, and that a log_line
+// probe can see the program's output.
+func (t *table) checkProbe(p *Program, name string, pr *Probe, w *written) {
+	if pr == nil {
+		return
+	}
+	var set []string
+	for _, k := range probeKinds {
+		switch {
+		case k == ProbeExec && len(pr.Exec) > 0, k == ProbeHTTP && pr.HTTP != "",
+			k == ProbeTCP && pr.TCP != "", k == ProbeLogLine && pr.LogLine != nil:
+			set = append(set, string(k))
+		}
+	}
+	key := []string{name}
+	switch {
+	case len(set) > 1:
+		t.errAt(append(key, set[1]), "%s: a probe has one kind, this one has %s", name, strings.Join(set, " and "))
+	case len(set) == 0:
+		for _, k := range probeKinds {
+			if w.failed[name+"."+string(k)] {
+				return // its value is already reported
+			}
+		}
+		known := readinessKeys.names()
+		for _, k := range w.keys[name] {
+			if !slices.Contains(known, k) {
+				return // an unknown key, already reported, was meant as the kind
+			}
+		}
+		kinds := "exec, http, tcp or log_line"
+		if name == "liveness" {
+			kinds = "exec, http or tcp"
+		}
+		t.errAt(key, "%s: no probe: set one of %s", name, kinds)
+	case set[0] == string(ProbeLogLine) && p.Stdout.Kind != OutputLog && p.Stderr.Kind != OutputLog:
+		t.errAt(append(key, set[0]), `%s.log_line: the probe reads the output of stdout or stderr = "log", `+
+			`but stdout is %q and stderr is %q`, name, p.Stdout.String(), p.Stderr.String())
+	}
 }
 
 func (t *table) output(key []string, v any) (Output, bool) {
@@ -455,12 +502,16 @@ func (d *decoder) checkDependencies(progs map[string]*Program, order []string, l
 	key := []string{"depends_on"}
 	for _, name := range order {
 		p := progs[name]
-		for _, dep := range p.DependsOn {
+		for _, d := range p.DependsOn {
+			dep := d.Name
 			switch {
 			case dep == name:
 				tab(name).keyErr(key, "program %q depends on itself", name)
 			case progs[dep] == nil:
 				tab(name).keyErr(key, "unknown program %q%s", dep, suggest(dep, order))
+			case d.Condition == DependsCompleted && progs[dep].Restart == RestartAlways:
+				tab(name).keyErr(key, `%q never completes: it has restart = "always" `+
+					`(a one-shot task has restart = "never" or "on-failure")`, dep)
 			}
 		}
 	}
@@ -475,7 +526,8 @@ func (d *decoder) checkDependencies(progs map[string]*Program, order []string, l
 	visit = func(name string) {
 		color[name] = grey
 		stack = append(stack, name)
-		for _, dep := range progs[name].DependsOn {
+		for _, d := range progs[name].DependsOn {
+			dep := d.Name
 			if dep == name || progs[dep] == nil {
 				continue
 			}

@@ -2,6 +2,7 @@ package conf
 
 import (
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -13,6 +14,14 @@ import (
 // snake turns a Go field name into its TOML key: HalfOpenMaxCalls is
 // half_open_max_calls.
 func snake(s string) string {
+	switch s { // acronyms
+	case "HTTP":
+		return "http"
+	case "TCP":
+		return "tcp"
+	case "HTTPVerifyTLS":
+		return "http_verify_tls"
+	}
 	var b strings.Builder
 	for i, r := range s {
 		if unicode.IsUpper(r) {
@@ -39,6 +48,15 @@ func mutate(t *testing.T, v reflect.Value) {
 		v.SetFloat(v.Float() + 1)
 	case reflect.Slice:
 		v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem())))
+	case reflect.Pointer:
+		if v.Type() != reflect.TypeFor[*regexp.Regexp]() {
+			t.Fatalf("no mutation for a %s field: add one to this test", v.Type())
+		}
+		src := "x"
+		if !v.IsNil() {
+			src = v.Interface().(*regexp.Regexp).String() + "x"
+		}
+		v.Set(reflect.ValueOf(regexp.MustCompile(src)))
 	case reflect.Map:
 		m := reflect.MakeMap(v.Type())
 		for _, k := range v.MapKeys() {
@@ -78,6 +96,13 @@ func leafFields(typ reflect.Type, prefix string, path []int, skip map[string]boo
 				ft = ft.Elem()
 			}
 			out = append(out, leafFields(ft, key+".", p, nil)...)
+		case ft == reflect.TypeFor[*Probe]():
+			// One struct for both tables: each lacks one key.
+			notKeys := map[string]bool{"Action": true}
+			if f.Name == "Liveness" {
+				notKeys = map[string]bool{"LogLine": true}
+			}
+			out = append(out, leafFields(ft.Elem(), key+".", p, notKeys)...)
 		case ft.Kind() == reflect.Struct:
 			for j := range ft.NumField() {
 				out = append(out, leafField{append(slices.Clone(p), j), key})
@@ -143,6 +168,10 @@ func leafKeys(prefix string, refs []refInfo) []string {
 func fullProgram() *Program {
 	p := builtin("a", "/bin/a")
 	p.Watchdog = &Watchdog{HeartbeatFile: "/run/a", Timeout: time.Second, StartGrace: time.Second, Action: WatchdogRestart}
+	p.Readiness = &Probe{HTTP: "http://127.0.0.1/", Interval: time.Second, Timeout: time.Second,
+		SuccessThreshold: 1, FailureThreshold: 3}
+	p.Liveness = &Probe{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second,
+		SuccessThreshold: 1, FailureThreshold: 3, Action: WatchdogRestart}
 	return p
 }
 
@@ -218,11 +247,13 @@ watchdog = { heartbeat_file = "/run/b", action = "log" }`)
 func TestNeedsRestart(t *testing.T) {
 	restart := []string{"command", "directory", "environment", "clear_environment", "user", "group",
 		"stdout", "stderr", "log_rate", "log_burst", "notify", "watchdog", "watchdog.heartbeat_file", "watchdog.timeout",
+		"readiness", "readiness.http", "readiness.interval", "readiness.log_line", "liveness", "liveness.exec",
+		"liveness.failure_threshold",
 		"no_such_key", "breaker.nope", "command.x", ""}
 	inPlace := []string{"autostart", "depends_on", "restart", "success_exit_codes", "min_uptime",
 		"backoff_initial", "backoff_max", "stop_signal", "stop_timeout", "stop_priority", "critical",
 		"ready_timeout", "breaker", "breaker.max_failures", "breaker.reset_timeout",
-		"breaker.half_open_max_calls", "watchdog.start_grace", "watchdog.action"}
+		"breaker.half_open_max_calls", "watchdog.start_grace", "watchdog.action", "liveness.action"}
 	for _, k := range restart {
 		if !NeedsRestart(k) {
 			t.Errorf("NeedsRestart(%q) = false, want true", k)

@@ -37,8 +37,8 @@ func (w Warning) String() string {
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Warnings checks what the file names on this machine, as a start would
-// find it now: that each program's (and teardown step's) command[0]
-// exists and is executable (a name without "/" looked up in the PATH the
+// find it now: that each program's (and teardown step's) command[0], and
+// the command of each exec probe, exists and is executable (a name without "/" looked up in the PATH the
 // program gets), that its directory exists, that its user and group exist
 // (as procs.Credential resolves them; unknown numeric ids are allowed) and
 // that the directory of a stdout or stderr file exists. It returns the
@@ -55,6 +55,19 @@ func (c *Config) Warnings() []Warning {
 		}
 		if msg := checkCommand(p.Command, p.Directory, programPath(p)); msg != "" {
 			at("command", "%s", msg)
+		}
+		for _, pr := range []struct {
+			key   string
+			probe *Probe
+		}{{"readiness", p.Readiness}, {"liveness", p.Liveness}} {
+			if pr.probe == nil || pr.probe.Kind() != ProbeExec {
+				continue
+			}
+			if msg := checkCommand(pr.probe.Exec, p.Directory, programPath(p)); msg != "" {
+				file, line := c.probeLine(p, pr.key)
+				out = append(out, Warning{File: file, Line: line,
+					Program: "programs." + name, Key: pr.key + ".exec", Msg: msg})
+			}
 		}
 		if p.Directory != "" {
 			if fi, err := os.Stat(p.Directory); err != nil {
@@ -106,6 +119,24 @@ func (c *Config) keyLine(p *Program, key string) (string, int) {
 	}
 	if l, ok := c.lines[c.File].lookup("defaults", key); ok {
 		return c.File, l
+	}
+	return p.File, p.Line
+}
+
+// probeLine returns the file and line of the exec key of the probe table
+// key (readiness or liveness) of p, else of the table (in p's file, else
+// in [defaults] of the main file), else p's header.
+func (c *Config) probeLine(p *Program, key string) (string, int) {
+	for _, at := range []struct {
+		file string
+		path []string
+	}{
+		{p.File, []string{"programs", p.Name, key, "exec"}}, {p.File, []string{"programs", p.Name, key}},
+		{c.File, []string{"defaults", key, "exec"}}, {c.File, []string{"defaults", key}},
+	} {
+		if l, ok := c.lines[at.file].lookup(at.path...); ok {
+			return at.file, l
+		}
 	}
 	return p.File, p.Line
 }

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -22,9 +24,18 @@ import (
 // until it half-opens, or "half_open"; HEARTBEAT is the age of the last
 // beat ("2s ago") or "-"; LAST EXIT is "-", "exit N", "signal NAME" or
 // "spawn error". Durations are written by FormatDuration.
+//
+// When a program has probes, a PROBES column follows LAST EXIT: "ready"
+// and "live" with each probe's state ("ok", "fail N" with the count of
+// consecutive failures, "?" unknown), such as "ready ok, live fail 2".
 func WriteTable(w io.Writer, ps []ProgramStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tBREAKER\tHEARTBEAT\tLAST EXIT")
+	probes := slices.ContainsFunc(ps, func(p ProgramStatus) bool { return p.Probes != nil })
+	header := "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tBREAKER\tHEARTBEAT\tLAST EXIT"
+	if probes {
+		header += "\tPROBES"
+	}
+	fmt.Fprintln(tw, header)
 	for _, p := range ps {
 		pid, uptime := "-", "-"
 		if p.PID > 0 {
@@ -35,9 +46,13 @@ func WriteTable(w io.Writer, ps []ProgramStatus) error {
 		if p.Heartbeat.AgeSeconds != nil {
 			heartbeat = FormatDuration(seconds(*p.Heartbeat.AgeSeconds)) + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s",
 			cell(p.Name), cell(p.State), pid, uptime, p.Restarts,
 			breakerCell(p.Breaker), heartbeat, lastExitCell(p.LastExit))
+		if probes {
+			fmt.Fprintf(tw, "\t%s", probesCell(p.Probes))
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing status table: %w", err)
@@ -85,6 +100,28 @@ func breakerCell(b BreakerStatus) string {
 	default:
 		return cell(b.State)
 	}
+}
+
+func probesCell(ps *ProbesStatus) string {
+	if ps == nil {
+		return "-"
+	}
+	var parts []string
+	for _, pr := range []struct {
+		name string
+		st   *ProbeStatus
+	}{{"ready", ps.Readiness}, {"live", ps.Liveness}} {
+		switch {
+		case pr.st == nil:
+		case pr.st.State == "passing":
+			parts = append(parts, pr.name+" ok")
+		case pr.st.State == "failing" || pr.st.ConsecutiveFailures > 0:
+			parts = append(parts, fmt.Sprintf("%s fail %d", pr.name, pr.st.ConsecutiveFailures))
+		default:
+			parts = append(parts, pr.name+" ?")
+		}
+	}
+	return cell(strings.Join(parts, ", "))
 }
 
 func lastExitCell(e *ExitStatus) string {

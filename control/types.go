@@ -135,11 +135,38 @@ type ProgramStatus struct {
 	// Error is the last spawn error or the reason the program is held
 	// (for example a dependency that will not become ready).
 	Error string `json:"error,omitempty"`
-	// WaitingFor lists dependencies that are not ready yet.
+	// WaitingFor lists dependencies whose conditions do not hold yet.
 	WaitingFor []string `json:"waiting_for,omitempty"`
 	// Autostart is the program's autostart setting: `check --ready`
 	// requires every autostart program to be ready.
 	Autostart bool `json:"autostart"`
+	// Probes are the program's readiness and liveness probes (SPEC
+	// section 11); nil when it has neither.
+	Probes *ProbesStatus `json:"probes,omitempty"`
+}
+
+// ProbesStatus holds a program's probes; a probe not configured is nil.
+type ProbesStatus struct {
+	Readiness *ProbeStatus `json:"readiness,omitempty"`
+	Liveness  *ProbeStatus `json:"liveness,omitempty"`
+}
+
+// ProbeStatus is one probe of a program. State, ConsecutiveFailures and
+// LastDurationSeconds are of the current run ("unknown" without one);
+// LastError is the latest failed attempt's error, of this run or an
+// earlier one; Attempts, Failures and DurationSecondsTotal count every
+// run since the supervisor started.
+type ProbeStatus struct {
+	Kind                 string     `json:"kind"`  // exec | http | tcp | log_line
+	State                string     `json:"state"` // passing | failing | unknown
+	ConsecutiveFailures  int        `json:"consecutive_failures"`
+	LastError            string     `json:"last_error"`
+	LastFailureAt        *time.Time `json:"last_failure_at,omitempty"`
+	LastDurationSeconds  float64    `json:"last_duration_seconds"`
+	LastAt               *time.Time `json:"last_at,omitempty"`
+	Attempts             uint64     `json:"attempts"`
+	Failures             uint64     `json:"failures"`
+	DurationSecondsTotal float64    `json:"duration_seconds_total"`
 }
 
 // BreakerStatus is the restart circuit breaker of a program.

@@ -212,8 +212,11 @@ func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFi
 			StatusText: p.statusText,
 			WaitingFor: p.m.WaitingFor(),
 			Autostart:  cfg.Autostart,
+			Probes:     p.probesStatus(),
 		}
-		if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
+		if why := s.waitReason(p); why != "" {
+			st.Error = why
+		} else if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
 			st.Error = l.Error
 		}
 		if bst == breaker.Open {

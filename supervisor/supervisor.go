@@ -1,12 +1,14 @@
 // Package supervisor runs the programs of a supervise configuration: it
-// starts them, restarts them through per-program circuit breakers and
-// backoff, watches their heartbeats and notify sockets, answers control
+// starts them in dependency order (ready, started or completed
+// dependencies), restarts them through per-program circuit breakers and
+// backoff, watches their heartbeats and notify sockets, probes their
+// readiness and liveness, answers control
 // requests, applies configuration edits as a diff, and tears everything down
 // in priority order.
 //
 // One goroutine, the event loop, owns every program's state. The reaper,
-// timers, file watchers, notify sockets, signal handlers and the control
-// socket only push events into the loop's mailbox; queries are answered by
+// timers, file watchers, notify sockets, probes, signal handlers and the
+// control socket only push events into the loop's mailbox; queries are answered by
 // the loop through reply channels. Time comes from an injected clock.
 package supervisor
 
@@ -138,6 +140,9 @@ type Supervisor struct {
 	orphans      chan struct{}
 	started      time.Time
 	refusals     refusals
+	// endingProbes are the probes of ended runs with an attempt still in
+	// flight, waited for when Run returns.
+	endingProbes []*probeAttachment
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
 }
@@ -373,6 +378,7 @@ func (s *Supervisor) cleanup() {
 		s.endRun(p, p.run)
 		s.cancelTimers(p)
 	}
+	waitProbes(s.endingProbes, 5*time.Second)
 	if s.fw != nil {
 		s.fw.Close()
 	}
@@ -438,6 +444,10 @@ func (s *Supervisor) handle(ev event) {
 	case notified:
 		if p := s.current(ev.name, ev.run); p != nil {
 			s.onNotify(p, ev.msg)
+		}
+	case probed:
+		if p := s.current(ev.name, ev.run); p != nil {
+			s.onProbe(p, ev)
 		}
 	case request:
 		s.onRequest(ev)
