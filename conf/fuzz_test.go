@@ -30,6 +30,10 @@ func FuzzParse(f *testing.F) {
 		"[programs.a]\ncommand = ['x{replica}']\nreplicas = 3\nwatchdog.heartbeat_file = '/h{name}'\n" +
 			"[programs.b]\ncommand = 'y'\ndepends_on = ['a:2']\n",
 		"[defaults]\nreplicas = 0\n[programs.a]\ncommand = '{name}'\n",
+		"[programs.a]\ncommand='x'\nreadiness = {http = 'http://h:1/', tcp = ':1'}\nliveness = {log_line = 'x'}",
+		"[programs.a]\ncommand='x'\nreadiness = {log_line = '(?i)ready'}\n[programs.b]\ncommand='y'\ndepends_on = {a = 'completed'}",
+		"[defaults.readiness]\nexec = 'true'\n[programs.a]\ncommand='x'\ndepends_on = {a = 'nope', b = 1}",
+		"[programs.a]\ncommand='x'\nreplicas = 2\n[programs.b]\ncommand='y'\ndepends_on = {'a:1' = 'started', a = 'ready'}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -82,6 +86,22 @@ func FuzzParse(f *testing.F) {
 			}
 			if p.Watchdog != nil && (p.Watchdog.HeartbeatFile == "" || p.Watchdog.StartGrace <= 0) {
 				t.Fatalf("program %q watchdog %+v", name, p.Watchdog)
+			}
+			for _, pr := range []*Probe{p.Readiness, p.Liveness} {
+				if pr != nil && (pr.Kind() == "" || pr.Interval <= 0 || pr.Timeout <= 0 ||
+					pr.SuccessThreshold < 1 || pr.FailureThreshold < 1) {
+					t.Fatalf("program %q probe %+v", name, pr)
+				}
+			}
+			if p.Liveness != nil && (p.Liveness.Kind() == ProbeLogLine || p.Liveness.Action == "") {
+				t.Fatalf("program %q liveness %+v", name, p.Liveness)
+			}
+			for _, d := range p.DependsOn {
+				// A program, or one instance of another program.
+				base, _, _ := SplitInstance(d.Name)
+				if cfg.Definitions[d.Name] == nil && cfg.Programs[d.Name] == nil || base == p.Base || d.Condition == "" {
+					t.Fatalf("program %q dependency %+v", name, d)
+				}
 			}
 			if !p.Equal(p) || len(p.Diff(p)) != 0 {
 				t.Fatalf("program %q not Equal to itself: %q", name, p.Diff(p))

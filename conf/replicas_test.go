@@ -117,7 +117,7 @@ func TestReplicasExpand(t *testing.T) {
 		if want := "/run/web/" + name + ".hb"; p.Watchdog.HeartbeatFile != want {
 			t.Errorf("%s heartbeat = %q, want %q", name, p.Watchdog.HeartbeatFile, want)
 		}
-		if !slices.Equal(p.DependsOn, []string{"db"}) {
+		if !slices.Equal(p.DependsOn, []Dependency{{"db", DependsReady}}) {
 			t.Errorf("%s depends_on = %q", name, p.DependsOn)
 		}
 	}
@@ -130,10 +130,10 @@ func TestReplicasExpand(t *testing.T) {
 	w0.Environment["PLAIN"] = "changed"
 	w0.Command[0] = "/changed"
 	w0.Watchdog.Timeout = 1
-	w0.DependsOn[0] = "changed"
+	w0.DependsOn[0].Name = "changed"
 	w0.SuccessExitCodes[0] = 9
 	if w1.Environment["PLAIN"] != "x" || w1.Command[0] != "/usr/bin/web" || w1.Watchdog.Timeout == 1 ||
-		w1.DependsOn[0] != "db" || w1.SuccessExitCodes[0] != 0 {
+		w1.DependsOn[0].Name != "db" || w1.SuccessExitCodes[0] != 0 {
 		t.Errorf("instances share memory: %+v", w1)
 	}
 	if def.Environment["PLAIN"] != "x" || def.Command[0] != "/usr/bin/web" || def.Watchdog.Timeout == 1 {

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
@@ -182,6 +183,9 @@ type subtable[S, U any] struct {
 	// phrase, when set, gives the table's part of Summary; otherwise its
 	// keys give theirs.
 	phrase func(*S) string
+	// refused maps keys the table does not take, though a similar table
+	// does, to the error that explains why.
+	refused map[string]string
 }
 
 // always declares a subtable that is always present, held in the field get
@@ -224,6 +228,16 @@ func (st *subtable[S, U]) restarts() *subtable[S, U] { st.restart = true; return
 // phrased sets the table's part of Summary.
 func (st *subtable[S, U]) phrased(f func(*S) string) *subtable[S, U] { st.phrase = f; return st }
 
+// refusing makes key, which the table does not take, an error saying why
+// rather than an unknown key.
+func (st *subtable[S, U]) refusing(key, why string) *subtable[S, U] {
+	if st.refused == nil {
+		st.refused = map[string]string{}
+	}
+	st.refused[key] = why
+	return st
+}
+
 func (st *subtable[S, U]) reset(s *S) { st.clear(s) }
 
 func (st *subtable[S, U]) copyTo(dst, src *S) {
@@ -236,10 +250,21 @@ func (st *subtable[S, U]) copyTo(dst, src *S) {
 
 func (st *subtable[S, U]) decode(t *table, key []string, v any, s *S, w *written) bool {
 	m, ok := t.asTable(key, v)
-	if ok {
-		st.keys.apply(t, key, st.get(s, true), m, w)
+	if !ok {
+		return false
 	}
-	return ok
+	for k, why := range st.refused {
+		if _, has := m[k]; has {
+			m = maps.Clone(m)
+			delete(m, k)
+			t.keyErr(append(slices.Clone(key), k), "%s", why)
+			if w != nil {
+				w.failed[strings.Join(append(slices.Clone(key), k), ".")] = true
+			}
+		}
+	}
+	st.keys.apply(t, key, st.get(s, true), m, w)
+	return true
 }
 
 func (st *subtable[S, U]) diff(prefix string, a, b *S, out []string) []string {

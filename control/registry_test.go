@@ -90,12 +90,12 @@ func TestParseArgsErrors(t *testing.T) {
 		{"reload", []string{"extra"}, `reload takes no arguments, got "extra"`},
 		{"run", []string{"stray"}, `run takes no arguments, got "stray" (a command to run goes after --)`},
 		{"run", []string{"--"}, "no command after --"},
-		{"validate", []string{"-s", "x"}, "unknown flag -s"},
 		{"scale", []string{"web"}, "scale needs a number (N)"},
 		{"scale", []string{"web", "x"}, `scale: invalid number "x" (want 0 to 1000000000)`},
 		{"scale", []string{"web", "-1"}, "unknown flag -1"},
 		{"scale", []string{"web", "1", "2"}, `unexpected argument "2"`},
 		{"stop", []string{"web:01"}, `stop: invalid program name "web:01" (want letters, digits, '_', '.', '-', and :N for one instance)`},
+		{"version", []string{"-s", "x"}, "unknown flag -s"},
 	} {
 		_, err := parseArgs(t, tt.cmd, tt.args...)
 		var ue *UsageError
@@ -137,11 +137,11 @@ Flags:
 	Commands.WriteUsage(&b)
 	for _, line := range []string{
 		"  supervise [run] [-c FILE] [-s SOCKET] [--log-level L] [--log-format console|json] [-- CMD [ARG...]]\n",
-		"  supervise validate [-c FILE] [--strict]\n",
+		"  supervise validate [-c FILE] [--strict] [--diff] [--json]\n",
 		"  supervise status [NAME...] [--json]\n",
 		"  supervise start NAME...\n",
 		"  supervise signal NAME SIGNAL\n",
-		"  supervise check [-c FILE] [--heartbeat FILE] [--max-age DURATION]\n",
+		"  supervise check [-c FILE] [--ready] [--json] [--heartbeat FILE] [--max-age DURATION]\n",
 		"  supervise help [COMMAND]\n",
 	} {
 		if !strings.Contains(b.String(), line) {

@@ -29,6 +29,10 @@ import (
 // time left until it half-opens, or "half_open"; HEARTBEAT is the age of
 // the last beat ("2s ago") or "-"; LAST EXIT is "-", "exit N", "signal
 // NAME" or "spawn error". Durations are written by FormatDuration.
+//
+// When a program has probes, a PROBES column follows LAST EXIT: "ready"
+// and "live" with each probe's state ("ok", "fail N" with the count of
+// consecutive failures, "?" unknown), such as "ready ok, live fail 2".
 func WriteTable(w io.Writer, ps []ProgramStatus) error {
 	// A line is the cells of a row, or a group's name and summary, whose
 	// summary (like every line's last cell) is left out of the widths.
@@ -36,7 +40,12 @@ func WriteTable(w io.Writer, ps []ProgramStatus) error {
 		cells   []string
 		summary bool
 	}
-	lines := []line{{cells: []string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "BREAKER", "HEARTBEAT", "LAST EXIT"}}}
+	probes := slices.ContainsFunc(ps, func(p ProgramStatus) bool { return p.Probes != nil })
+	header := []string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "BREAKER", "HEARTBEAT", "LAST EXIT"}
+	if probes {
+		header = append(header, "PROBES")
+	}
+	lines := []line{{cells: header}}
 	row := func(name string, p ProgramStatus) {
 		pid, uptime := "-", "-"
 		if p.PID > 0 {
@@ -47,8 +56,12 @@ func WriteTable(w io.Writer, ps []ProgramStatus) error {
 		if p.Heartbeat.AgeSeconds != nil {
 			heartbeat = FormatDuration(seconds(*p.Heartbeat.AgeSeconds)) + " ago"
 		}
-		lines = append(lines, line{cells: []string{name, cell(p.State), pid, uptime, strconv.Itoa(p.Restarts),
-			breakerCell(p.Breaker), heartbeat, lastExitCell(p.LastExit)}})
+		cells := []string{name, cell(p.State), pid, uptime, strconv.Itoa(p.Restarts),
+			breakerCell(p.Breaker), heartbeat, lastExitCell(p.LastExit)}
+		if probes {
+			cells = append(cells, probesCell(p.Probes))
+		}
+		lines = append(lines, line{cells: cells})
 	}
 	groups := map[string][]ProgramStatus{}
 	for _, p := range ps {
@@ -170,6 +183,28 @@ func breakerCell(b BreakerStatus) string {
 	default:
 		return cell(b.State)
 	}
+}
+
+func probesCell(ps *ProbesStatus) string {
+	if ps == nil {
+		return "-"
+	}
+	var parts []string
+	for _, pr := range []struct {
+		name string
+		st   *ProbeStatus
+	}{{"ready", ps.Readiness}, {"live", ps.Liveness}} {
+		switch {
+		case pr.st == nil:
+		case pr.st.State == "passing":
+			parts = append(parts, pr.name+" ok")
+		case pr.st.State == "failing" || pr.st.ConsecutiveFailures > 0:
+			parts = append(parts, fmt.Sprintf("%s fail %d", pr.name, pr.st.ConsecutiveFailures))
+		default:
+			parts = append(parts, pr.name+" ?")
+		}
+	}
+	return cell(strings.Join(parts, ", "))
 }
 
 func lastExitCell(e *ExitStatus) string {

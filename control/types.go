@@ -33,7 +33,10 @@
 // socket; WriteTable prints the status table of `supervise status`.
 package control
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // ProtocolVersion is the version of the wire protocol this package
 // speaks. Every Request and every Message carries it; a server refuses a
@@ -61,6 +64,10 @@ const ParamSignal = "signal"
 // ParamCount is the parameter of CmdScale that holds the new number of
 // instances.
 const ParamCount = "n"
+
+// ParamDryRun is the parameter of reload that asks for the difference a
+// reload would apply, applying nothing ("true").
+const ParamDryRun = "dry-run"
 
 // Request is what a client sends: the protocol version, a command, the
 // programs it names, and its other arguments and flags by name (Params).
@@ -104,6 +111,9 @@ type Response struct {
 	Message  string          `json:"message,omitempty"`
 	Results  []Result        `json:"results,omitempty"`
 	Programs []ProgramStatus `json:"programs,omitempty"`
+	// Diff is the difference a reload would apply (reload --dry-run), as
+	// JSON: added, removed, changed (with keys), unchanged.
+	Diff json.RawMessage `json:"diff,omitempty"`
 }
 
 // Result is the outcome of a command for one program.
@@ -134,8 +144,38 @@ type ProgramStatus struct {
 	// Error is the last spawn error or the reason the program is held
 	// (for example a dependency that will not become ready).
 	Error string `json:"error,omitempty"`
-	// WaitingFor lists dependencies that are not ready yet.
+	// WaitingFor lists dependencies whose conditions do not hold yet.
 	WaitingFor []string `json:"waiting_for,omitempty"`
+	// Autostart is the program's autostart setting: `check --ready`
+	// requires every autostart program to be ready.
+	Autostart bool `json:"autostart"`
+	// Probes are the program's readiness and liveness probes (SPEC
+	// section 11); nil when it has neither.
+	Probes *ProbesStatus `json:"probes,omitempty"`
+}
+
+// ProbesStatus holds a program's probes; a probe not configured is nil.
+type ProbesStatus struct {
+	Readiness *ProbeStatus `json:"readiness,omitempty"`
+	Liveness  *ProbeStatus `json:"liveness,omitempty"`
+}
+
+// ProbeStatus is one probe of a program. State, ConsecutiveFailures and
+// LastDurationSeconds are of the current run ("unknown" without one);
+// LastError is the latest failed attempt's error, of this run or an
+// earlier one; Attempts, Failures and DurationSecondsTotal count every
+// run since the supervisor started.
+type ProbeStatus struct {
+	Kind                 string     `json:"kind"`  // exec | http | tcp | log_line
+	State                string     `json:"state"` // passing | failing | unknown
+	ConsecutiveFailures  int        `json:"consecutive_failures"`
+	LastError            string     `json:"last_error"`
+	LastFailureAt        *time.Time `json:"last_failure_at,omitempty"`
+	LastDurationSeconds  float64    `json:"last_duration_seconds"`
+	LastAt               *time.Time `json:"last_at,omitempty"`
+	Attempts             uint64     `json:"attempts"`
+	Failures             uint64     `json:"failures"`
+	DurationSecondsTotal float64    `json:"duration_seconds_total"`
 }
 
 // BreakerStatus is the restart circuit breaker of a program.
@@ -163,6 +203,8 @@ type ExitStatus struct {
 	At     time.Time `json:"at"`
 	// Error is set when the run never began (spawn failure).
 	Error string `json:"error,omitempty"`
+	// Failed says whether the run was judged a failure (SPEC §3).
+	Failed bool `json:"failed"`
 }
 
 // HeartbeatStatus is the last beat seen of a program's heartbeat file.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,5 +202,43 @@ func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 			fmt.Fprintf(&b, "supervise_program_heartbeat_age_seconds{%s} %g\n", labels(p), *p.Heartbeat.AgeSeconds)
 		}
 	})
+	if slices.ContainsFunc(progs, func(p control.ProgramStatus) bool { return p.Probes != nil }) {
+		probes := func(each func(p control.ProgramStatus, probe string, ps *control.ProbeStatus)) func(control.ProgramStatus) {
+			return func(p control.ProgramStatus) {
+				if p.Probes == nil {
+					return
+				}
+				if p.Probes.Readiness != nil {
+					each(p, probeReadiness, p.Probes.Readiness)
+				}
+				if p.Probes.Liveness != nil {
+					each(p, probeLiveness, p.Probes.Liveness)
+				}
+			}
+		}
+		family("supervise_probe_state", "gauge", "1 for the current state of each probe of the program.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				for _, st := range []string{"passing", "failing", "unknown"} {
+					v := 0
+					if ps.State == st {
+						v = 1
+					}
+					fmt.Fprintf(&b, "supervise_probe_state{program=%q,probe=%q,state=%q} %d\n", p.Name, probe, st, v)
+				}
+			}))
+		family("supervise_probe_attempts_total", "counter", "Probe attempts made.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				fmt.Fprintf(&b, "supervise_probe_attempts_total{program=%q,probe=%q} %d\n", p.Name, probe, ps.Attempts)
+			}))
+		family("supervise_probe_failures_total", "counter", "Probe attempts that failed.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				fmt.Fprintf(&b, "supervise_probe_failures_total{program=%q,probe=%q} %d\n", p.Name, probe, ps.Failures)
+			}))
+		family("supervise_probe_duration_seconds", "summary", "Time the probe attempts took.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				fmt.Fprintf(&b, "supervise_probe_duration_seconds_sum{program=%q,probe=%q} %g\n", p.Name, probe, ps.DurationSecondsTotal)
+				fmt.Fprintf(&b, "supervise_probe_duration_seconds_count{program=%q,probe=%q} %d\n", p.Name, probe, ps.Attempts)
+			}))
+	}
 	w.Write([]byte(b.String()))
 }

@@ -18,8 +18,9 @@ import (
 // program of its own here, named NAME:i, with its own machine, process,
 // breaker, timers and attachments; what joins the instances is their
 // conf.Program's Base. This file holds what sees them as one: the names
-// control commands take, dependencies on a whole program, `supervise
-// scale`, and restarting a program's instances one at a time.
+// control commands take, a program's instances (members, which deps.go
+// uses for a dependency on a whole program), `supervise scale`, and
+// restarting a program's instances one at a time.
 
 // indexGroups records the instances of each program with replicas, by
 // index (s.groups). It runs wherever s.order changes.
@@ -91,18 +92,6 @@ func (s *Supervisor) unknownName(n string) string {
 		}
 	}
 	return fmt.Sprintf("no program named %q (programs: %s)", n, joinNames(s.cfg.DefinitionOrder))
-}
-
-// metGroup reports whether every instance of program base is ready; a
-// program with no instance (replicas = 0, or scaled to 0) has none to be.
-func (s *Supervisor) metGroup(base string) bool {
-	ms := s.members(base)
-	for _, p := range ms {
-		if !p.m.Ready() || !p.m.Alive() {
-			return false
-		}
-	}
-	return len(ms) > 0
 }
 
 // cmdScale answers `supervise scale NAME N`: instances NAME:0 ...

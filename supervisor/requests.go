@@ -247,8 +247,12 @@ func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFi
 			Ready:      p.m.Ready(),
 			StatusText: p.statusText,
 			WaitingFor: p.m.WaitingFor(),
+			Autostart:  cfg.Autostart,
+			Probes:     p.probesStatus(),
 		}
-		if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
+		if why := s.waitReason(p); why != "" {
+			st.Error = why
+		} else if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
 			st.Error = l.Error
 		}
 		if bst == breaker.Open {
@@ -293,7 +297,7 @@ func lastExitOf(o *lifecycle.Outcome) *control.ExitStatus {
 	if o == nil {
 		return nil
 	}
-	e := &control.ExitStatus{Code: -1, At: o.At, Error: o.Error}
+	e := &control.ExitStatus{Code: -1, At: o.At, Error: o.Error, Failed: o.Failed}
 	if o.Exit != nil {
 		e.Code = o.Exit.Code
 		if o.Exit.Signal != 0 {
