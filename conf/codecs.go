@@ -83,22 +83,7 @@ var (
 		show:  func(s string) string { return s },
 	}
 
-	hostPortCodec = &codec[string]{
-		typ: "host:port",
-		decode: scalar(func(t *table, key []string, v any) (string, bool) {
-			x, ok := t.str(key, v)
-			if ok && x != "" {
-				if err := checkHostPort(x); err != nil {
-					t.keyErr(key, "invalid address %q: %v", x, err)
-					return "", false
-				}
-			}
-			return x, ok
-		}),
-		equal: same[string],
-		toml:  quoted,
-		show:  func(s string) string { return s },
-	}
+	hostPortCodec = newHostPortCodec(false)
 
 	durationCodec         = newDurationCodec(false)
 	positiveDurationCodec = newDurationCodec(true)
@@ -286,11 +271,14 @@ var (
 		},
 	}
 
+	// urlCodec and probeAddrCodec decode probe targets: a value with a
+	// template ({replica}, {name}) is checked for each instance once
+	// replaced (scaleProblems).
 	urlCodec = &codec[string]{
 		typ: "`http://` or `https://` URL",
 		decode: scalar(func(t *table, key []string, v any) (string, bool) {
 			x, ok := t.str(key, v)
-			if ok && x != "" {
+			if ok && x != "" && !hasTemplate(x) {
 				if err := checkProbeURL(x); err != nil {
 					t.keyErr(key, "invalid URL %q: %v", x, err)
 					return "", false
@@ -302,6 +290,8 @@ var (
 		toml:  quoted,
 		show:  func(s string) string { return s },
 	}
+
+	probeAddrCodec = newHostPortCodec(true)
 
 	regexpCodec = &codec[*regexp.Regexp]{
 		typ: "regular expression (Go syntax)",
@@ -527,5 +517,27 @@ func newEnumCodec[T ~string](vals ...T) *codec[T] {
 		equal: same[T],
 		toml:  func(x T) string { return strconv.Quote(string(x)) },
 		show:  func(x T) string { return string(x) },
+	}
+}
+
+// newHostPortCodec returns the codec of a host:port value. With
+// templates, a value holding {replica} or {name} is left to be checked
+// for each instance once replaced (scaleProblems).
+func newHostPortCodec(templates bool) *codec[string] {
+	return &codec[string]{
+		typ: "host:port",
+		decode: scalar(func(t *table, key []string, v any) (string, bool) {
+			x, ok := t.str(key, v)
+			if ok && x != "" && !(templates && hasTemplate(x)) {
+				if err := checkHostPort(x); err != nil {
+					t.keyErr(key, "invalid address %q: %v", x, err)
+					return "", false
+				}
+			}
+			return x, ok
+		}),
+		equal: same[string],
+		toml:  quoted,
+		show:  func(s string) string { return s },
 	}
 }

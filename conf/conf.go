@@ -40,8 +40,9 @@
 //   - replicas = N makes a program N instances, NAME:0 ... NAME:N-1
 //     (Config.Programs), each a Program of its own made from the table
 //     (Config.Definitions), with {replica} and {name} replaced in its
-//     command, directory, environment values, output files and heartbeat
-//     file; without the key a program is one instance, NAME. Instances share their table's origin and env files.
+//     command, directory, environment values, output files, heartbeat
+//     file and probe targets; without the key a program is one instance,
+//     NAME. Instances share their table's origin and env files.
 //   - Compare gives the diff a reload applies from one configuration to
 //     another.
 //
@@ -449,6 +450,7 @@ func (c *Config) AddCommand(argv []string) error {
 	p.File = "" // from the command line, not from the file
 	// The command given after -- is one process, whatever [defaults] says.
 	p.Replicated, p.Replicas = false, 1
+	(&table{d: d, section: "programs." + MainProgram, path: []string{"programs", MainProgram}}).checkReplicas(p)
 	if err := c.readEnvFiles(p); err != nil {
 		return err
 	}

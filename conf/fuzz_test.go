@@ -33,7 +33,8 @@ func FuzzParse(f *testing.F) {
 		"[programs.a]\ncommand='x'\nreadiness = {http = 'http://h:1/', tcp = ':1'}\nliveness = {log_line = 'x'}",
 		"[programs.a]\ncommand='x'\nreadiness = {log_line = '(?i)ready'}\n[programs.b]\ncommand='y'\ndepends_on = {a = 'completed'}",
 		"[defaults.readiness]\nexec = 'true'\n[programs.a]\ncommand='x'\ndepends_on = {a = 'nope', b = 1}",
-		"[programs.a]\ncommand='x'\nreplicas = 2\n[programs.b]\ncommand='y'\ndepends_on = {'a:1' = 'started', a = 'ready'}",
+		"[programs.a]\ncommand='x'\nreplicas = 2\nreadiness.http = 'http://127.0.0.1:6553{replica}/{name}'\n" +
+			"liveness.tcp = '[::1]:80{replica}'\n[programs.b]\ncommand='y'\ndepends_on = {'a:1' = 'started', a = 'ready'}",
 	} {
 		f.Add([]byte(s))
 	}

@@ -201,7 +201,7 @@ func probeKeys(liveness bool) schema[Probe] {
 			"an exec probe: the command, run as the program's user, in its directory and environment; exit 0 passes").restarts().defaultIs("none"),
 		key("http", func(p *Probe) *string { return &p.HTTP }, urlCodec, "",
 			"an HTTP probe: GET this URL; a 2xx or 3xx status passes (redirects are not followed)").restarts().defaultIs("none"),
-		key("tcp", func(p *Probe) *string { return &p.TCP }, hostPortCodec, "",
+		key("tcp", func(p *Probe) *string { return &p.TCP }, probeAddrCodec, "",
 			"a TCP probe: connecting to this address passes").restarts().defaultIs("none"),
 	}
 	if !liveness {

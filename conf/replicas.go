@@ -69,11 +69,60 @@ type templatedKey struct {
 	key  string // as Diff names it
 	path bool   // a path: cleaned after the replacement
 	each func(p *Program, f func(s *string))
+	// check, when set, validates a value once its templates are replaced
+	// (the decoder checks a value without templates); what names the
+	// value in its error ("URL").
+	check func(string) error
+	what  string
+}
+
+// hasTemplate reports whether s holds {replica} or {name}: a value whose
+// check waits for each instance's replacement.
+func hasTemplate(s string) bool {
+	return strings.Contains(s, "{replica}") || strings.Contains(s, "{name}")
+}
+
+// probeEach visits the target of the probe that get returns, if any: the
+// argv of an exec probe, element by element, or its URL or address.
+func probeEach(get func(p *Program) *Probe, target func(pr *Probe) []*string) func(*Program, func(*string)) {
+	return func(p *Program, f func(*string)) {
+		if pr := get(p); pr != nil {
+			for _, s := range target(pr) {
+				f(s)
+			}
+		}
+	}
+}
+
+// probeTemplated lists the templated targets of the probe table key
+// (readiness or liveness).
+func probeTemplated(key string, get func(p *Program) *Probe) []templatedKey {
+	return []templatedKey{
+		{key: key + ".exec", each: probeEach(get, func(pr *Probe) []*string {
+			out := make([]*string, len(pr.Exec))
+			for i := range pr.Exec {
+				out[i] = &pr.Exec[i]
+			}
+			return out
+		})},
+		{key: key + ".http", check: checkProbeURL, what: "URL", each: probeEach(get, func(pr *Probe) []*string {
+			if pr.HTTP == "" {
+				return nil
+			}
+			return []*string{&pr.HTTP}
+		})},
+		{key: key + ".tcp", check: checkHostPort, what: "address", each: probeEach(get, func(pr *Probe) []*string {
+			if pr.TCP == "" {
+				return nil
+			}
+			return []*string{&pr.TCP}
+		})},
+	}
 }
 
 // templated lists the settings in which {replica} and {name} are
-// replaced. A new templated setting (a probe's target) is one entry here.
-var templated = []templatedKey{
+// replaced. A new templated setting is one entry here.
+var templated = slices.Concat([]templatedKey{
 	{key: "command", each: func(p *Program, f func(*string)) {
 		for i := range p.Command {
 			f(&p.Command[i])
@@ -101,7 +150,10 @@ var templated = []templatedKey{
 			f(&p.Watchdog.HeartbeatFile)
 		}
 	}},
-}
+},
+	probeTemplated("readiness", func(p *Program) *Probe { return p.Readiness }),
+	probeTemplated("liveness", func(p *Program) *Probe { return p.Liveness }),
+)
 
 // perInstance lists the settings that must differ between instances, so
 // that two of them never share a file: with more than one instance each
@@ -125,17 +177,44 @@ func (tk templatedKey) replace(s, name string, replica int) string {
 // problem is something that keeps a definition from running n instances.
 type problem struct{ key, msg string }
 
+// instanceName is the name of instance i of the definition p.
+func (p *Program) instanceName(i int) string {
+	if p.Replicated {
+		return InstanceName(p.Name, i)
+	}
+	return p.Name
+}
+
 // scaleProblems says why the definition p cannot run n instances: a count
-// out of range, or with more than one instance a file setting that all
-// would share.
+// out of range, a templated value that is invalid for one of them (a
+// probe's URL with a port out of range), or with more than one instance a
+// file setting that all would share.
 func (p *Program) scaleProblems(n int) []problem {
 	if n < 0 || n > MaxReplicas {
 		return []problem{{"replicas", fmt.Sprintf("%d replicas: must be between 0 and %d", n, MaxReplicas)}}
 	}
-	if n <= 1 {
-		return nil
-	}
 	var out []problem
+	for _, tk := range templated {
+		if tk.check == nil {
+			continue
+		}
+		tk.each(p, func(s *string) {
+			if !hasTemplate(*s) {
+				return
+			}
+			for i := range n {
+				name := p.instanceName(i)
+				r := tk.replace(*s, name, i)
+				if err := tk.check(r); err != nil {
+					out = append(out, problem{tk.key, fmt.Sprintf("invalid %s %q for %s (from %q): %v", tk.what, r, name, *s, err)})
+					return
+				}
+			}
+		})
+	}
+	if n <= 1 {
+		return out
+	}
 	for _, tk := range templated {
 		if !slices.Contains(perInstance, tk.key) {
 			continue
@@ -168,9 +247,7 @@ func (p *Program) instance(i, n int) *Program {
 	q := *p
 	programKeys.copyTo(&q, p)
 	q.Base, q.Replica, q.Replicas = p.Name, i, n
-	if p.Replicated {
-		q.Name = InstanceName(p.Name, i)
-	}
+	q.Name = p.instanceName(i)
 	for _, tk := range templated {
 		tk.each(&q, func(s *string) { *s = tk.replace(*s, q.Name, i) })
 	}

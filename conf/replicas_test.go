@@ -410,7 +410,8 @@ func TestReadmeReplicasExample(t *testing.T) {
 	}
 	w := cfg.Programs["web:2"]
 	if w.Command[2] != "127.0.0.1:8082" || w.Environment["PORT"] != "8082" ||
-		w.Stdout.Path != "/var/log/web/web:2.log" || w.Watchdog.HeartbeatFile != "/run/web/2.beat" {
+		w.Stdout.Path != "/var/log/web/web:2.log" || w.Watchdog.HeartbeatFile != "/run/web/2.beat" ||
+		w.Readiness == nil || w.Readiness.HTTP != "http://127.0.0.1:8082/healthz" {
 		t.Errorf("web:2 = %+v", w)
 	}
 }
