@@ -223,21 +223,21 @@ func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 					if ps.State == st {
 						v = 1
 					}
-					fmt.Fprintf(&b, "supervise_probe_state{program=%q,probe=%q,state=%q} %d\n", p.Name, probe, st, v)
+					fmt.Fprintf(&b, "supervise_probe_state{%s,probe=%q,state=%q} %d\n", labels(p), probe, st, v)
 				}
 			}))
 		family("supervise_probe_attempts_total", "counter", "Probe attempts made.",
 			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
-				fmt.Fprintf(&b, "supervise_probe_attempts_total{program=%q,probe=%q} %d\n", p.Name, probe, ps.Attempts)
+				fmt.Fprintf(&b, "supervise_probe_attempts_total{%s,probe=%q} %d\n", labels(p), probe, ps.Attempts)
 			}))
 		family("supervise_probe_failures_total", "counter", "Probe attempts that failed.",
 			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
-				fmt.Fprintf(&b, "supervise_probe_failures_total{program=%q,probe=%q} %d\n", p.Name, probe, ps.Failures)
+				fmt.Fprintf(&b, "supervise_probe_failures_total{%s,probe=%q} %d\n", labels(p), probe, ps.Failures)
 			}))
 		family("supervise_probe_duration_seconds", "summary", "Time the probe attempts took.",
 			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
-				fmt.Fprintf(&b, "supervise_probe_duration_seconds_sum{program=%q,probe=%q} %g\n", p.Name, probe, ps.DurationSecondsTotal)
-				fmt.Fprintf(&b, "supervise_probe_duration_seconds_count{program=%q,probe=%q} %d\n", p.Name, probe, ps.Attempts)
+				fmt.Fprintf(&b, "supervise_probe_duration_seconds_sum{%s,probe=%q} %g\n", labels(p), probe, ps.DurationSecondsTotal)
+				fmt.Fprintf(&b, "supervise_probe_duration_seconds_count{%s,probe=%q} %d\n", labels(p), probe, ps.Attempts)
 			}))
 	}
 	w.Write([]byte(b.String()))

@@ -248,11 +248,11 @@ liveness = { http = "`+srv.URL+`/healthz", interval = "50ms", failure_threshold 
 	writeMetrics(&b, []control.ProgramStatus{st})
 	m := b.String()
 	for _, want := range []string{
-		`supervise_probe_state{program="web",probe="liveness",state="failing"} 1`,
+		`supervise_probe_state{program="web",instance="web",probe="liveness",state="failing"} 1`,
 		`# TYPE supervise_probe_failures_total counter`,
-		`supervise_probe_failures_total{program="web",probe="liveness"} `,
+		`supervise_probe_failures_total{program="web",instance="web",probe="liveness"} `,
 		`# TYPE supervise_probe_duration_seconds summary`,
-		`supervise_probe_duration_seconds_count{program="web",probe="liveness"} `,
+		`supervise_probe_duration_seconds_count{program="web",instance="web",probe="liveness"} `,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q:\n%s", want, m)

@@ -213,8 +213,8 @@ liveness = { tcp = ` + q(freeAddr(t)) + `, interval = "100ms", failure_threshold
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`supervise_probe_failures_total{program="hung",probe="liveness"}`,
-		`supervise_probe_duration_seconds_count{program="hung",probe="liveness"}`} {
+	for _, want := range []string{`supervise_probe_failures_total{program="hung",instance="hung",probe="liveness"}`,
+		`supervise_probe_duration_seconds_count{program="hung",instance="hung",probe="liveness"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, body)
 		}
