@@ -23,20 +23,71 @@ type ConfigDiff struct {
 }
 
 // DiffEntry is a program or step added or removed, with where it is (for
-// a removed one, where it was) defined: Origin's "FILE:LINE".
+// a removed one, where it was) defined: Origin's "FILE:LINE". For a
+// program with replicas, Instances names its instances (those started,
+// or those stopped).
 type DiffEntry struct {
-	Name   string `json:"name"`
-	Origin string `json:"origin,omitempty"`
+	Name      string   `json:"name"`
+	Origin    string   `json:"origin,omitempty"`
+	Instances []string `json:"instances,omitempty"`
 }
 
 // DiffChange is a program or step whose settings changed: the keys that
 // differ, as Program.Diff names them, and, for a program, whether the
 // change restarts it (false: applied to the running process in place).
+// A program whose replicas changed has Replicas set.
 type DiffChange struct {
-	Name    string   `json:"name"`
-	Origin  string   `json:"origin,omitempty"`
-	Keys    []string `json:"keys"`
-	Restart bool     `json:"restart"`
+	Name     string       `json:"name"`
+	Origin   string       `json:"origin,omitempty"`
+	Keys     []string     `json:"keys"`
+	Restart  bool         `json:"restart"`
+	Replicas *CountChange `json:"replicas,omitempty"`
+}
+
+// CountChange is a change of a program's replicas: the count of
+// instances before and after. With Renamed, replicas was added or
+// removed, so the instances change names (web becomes web:0, or the
+// reverse): the old ones stop and the new ones start.
+type CountChange struct {
+	From    int  `json:"from"`
+	To      int  `json:"to"`
+	Renamed bool `json:"renamed,omitempty"`
+}
+
+// String writes the change for a terminal: "replicas 2 -> 4 (starts
+// web:2, web:3)", "replicas 1 -> 1, renamed".
+func (c *CountChange) String(name string) string {
+	s := fmt.Sprintf("replicas %d -> %d", c.From, c.To)
+	switch {
+	case c.Renamed:
+		s += ", renamed"
+	case c.To > c.From:
+		s += " (starts " + instanceRange(name, c.From, c.To) + ")"
+	case c.To < c.From:
+		s += " (stops " + instanceRange(name, c.To, c.From) + ")"
+	}
+	return s
+}
+
+// instanceRange names the instances from..to-1 of base: "web:2",
+// "web:2, web:3", "web:2 to web:9".
+func instanceRange(base string, from, to int) string {
+	switch to - from {
+	case 1:
+		return InstanceName(base, from)
+	case 2:
+		return InstanceName(base, from) + ", " + InstanceName(base, from+1)
+	}
+	return InstanceName(base, from) + " to " + InstanceName(base, to-1)
+}
+
+// instancesOf names the instances of the definition p, for DiffEntry: nil
+// for a program without replicas.
+func instancesOf(p *Program) []string {
+	if !p.Replicated {
+		return nil
+	}
+	return p.InstanceNames(p.Replicas)
 }
 
 // StepsDiff is the diff of the teardown steps.
@@ -50,7 +101,9 @@ type StepsDiff struct {
 // Compare returns the diff from old (the running configuration) to new
 // (the one a reload would apply). Programs are listed in the order of
 // new, removed ones in the order of old, steps by name. Every list is
-// non-nil, so the JSON form has arrays, never null.
+// non-nil, so the JSON form has arrays, never null. Programs are
+// compared as tables (Definitions), with their templates: a program with
+// replicas is one entry, whose change of count is its Replicas.
 func Compare(old, new *Config) *ConfigDiff {
 	d := &ConfigDiff{
 		Added: []DiffEntry{}, Removed: []DiffEntry{}, Changed: []DiffChange{}, Unchanged: []string{},
@@ -60,22 +113,32 @@ func Compare(old, new *Config) *ConfigDiff {
 	if d.Supervisor == nil {
 		d.Supervisor = []string{}
 	}
-	for _, name := range old.Order {
-		if new.Programs[name] == nil {
-			d.Removed = append(d.Removed, DiffEntry{Name: name, Origin: old.Programs[name].Origin()})
+	for _, name := range old.DefinitionOrder {
+		if op := old.Definitions[name]; new.Definitions[name] == nil {
+			d.Removed = append(d.Removed, DiffEntry{Name: name, Origin: op.Origin(), Instances: instancesOf(op)})
 		}
 	}
-	for _, name := range new.Order {
-		np, op := new.Programs[name], old.Programs[name]
+	for _, name := range new.DefinitionOrder {
+		np, op := new.Definitions[name], old.Definitions[name]
 		switch {
 		case op == nil:
-			d.Added = append(d.Added, DiffEntry{Name: name, Origin: np.Origin()})
-		case op.Equal(np):
+			d.Added = append(d.Added, DiffEntry{Name: name, Origin: np.Origin(), Instances: instancesOf(np)})
+		case op.Equal(np) && op.Replicated == np.Replicated:
 			d.Unchanged = append(d.Unchanged, name)
 		default:
 			keys := op.Diff(np)
-			d.Changed = append(d.Changed, DiffChange{Name: name, Origin: np.Origin(), Keys: keys,
-				Restart: slices.ContainsFunc(keys, NeedsRestart)})
+			c := DiffChange{Name: name, Origin: np.Origin(), Keys: keys, Restart: slices.ContainsFunc(keys, NeedsRestart)}
+			if renamed := op.Replicated != np.Replicated; renamed || op.Replicas != np.Replicas {
+				c.Replicas = &CountChange{From: op.Replicas, To: np.Replicas, Renamed: renamed}
+				if renamed {
+					// The instances are others: the old stop, the new start.
+					c.Restart = true
+					if !slices.Contains(keys, "replicas") {
+						c.Keys = append(slices.Clone(keys), "replicas")
+					}
+				}
+			}
+			d.Changed = append(d.Changed, c)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(old.Teardown)) {
@@ -109,9 +172,11 @@ func (d *ConfigDiff) Empty() bool {
 // count of unchanged programs:
 //
 //	added api (conf.d/api.toml:1)
+//	added queue (conf.d/queue.toml:1): queue:0 to queue:3
 //	removed old (supervise.toml:12)
 //	changed web (supervise.toml:5): command, env_file; restarts
 //	changed worker (conf.d/worker.toml:1): stop_timeout; in place
+//	changed api (supervise.toml:20): replicas 2 -> 4 (starts api:2, api:3); in place
 //	teardown added flush (supervise.toml:30)
 //	supervisor changed: log_level
 //	unchanged: 3 programs
@@ -125,7 +190,11 @@ func (d *ConfigDiff) String() string {
 	}
 	entries := func(prefix string, es []DiffEntry) {
 		for _, e := range es {
-			fmt.Fprintf(&b, "%s %s%s\n", prefix, e.Name, at(e.Origin))
+			fmt.Fprintf(&b, "%s %s%s", prefix, e.Name, at(e.Origin))
+			if n := len(e.Instances); n > 0 {
+				fmt.Fprintf(&b, ": %s", instanceRange(e.Name, 0, n))
+			}
+			b.WriteByte('\n')
 		}
 	}
 	entries("added", d.Added)
@@ -135,7 +204,13 @@ func (d *ConfigDiff) String() string {
 		if c.Restart {
 			how = "restarts"
 		}
-		fmt.Fprintf(&b, "changed %s%s: %s; %s\n", c.Name, at(c.Origin), strings.Join(c.Keys, ", "), how)
+		keys := slices.Clone(c.Keys)
+		if c.Replicas != nil {
+			if i := slices.Index(keys, "replicas"); i >= 0 {
+				keys[i] = c.Replicas.String(c.Name)
+			}
+		}
+		fmt.Fprintf(&b, "changed %s%s: %s; %s\n", c.Name, at(c.Origin), strings.Join(keys, ", "), how)
 	}
 	entries("teardown added", d.Teardown.Added)
 	entries("teardown removed", d.Teardown.Removed)

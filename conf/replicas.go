@@ -2,6 +2,7 @@ package conf
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -356,4 +357,38 @@ func (p *Program) InstanceSummary(def *Program) string {
 		s += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return s
+}
+
+// Scaled returns a copy of c in which program name (a definition with
+// replicas) runs n instances: what `supervise scale` makes the running
+// configuration, so that a later diff (reload --dry-run) starts from
+// what runs. c is not changed; the copy shares with it what is not
+// changed. It fails as Instances does, or for a name that is no program.
+func (c *Config) Scaled(name string, n int) (*Config, error) {
+	def := c.Definitions[name]
+	if def == nil {
+		return nil, fmt.Errorf("no program named %q", name)
+	}
+	insts, err := def.Instances(n)
+	if err != nil {
+		return nil, err
+	}
+	nc := *c
+	d := *def
+	d.Replicas = n
+	nc.Definitions = maps.Clone(c.Definitions)
+	nc.Definitions[name] = &d
+	nc.Programs = maps.Clone(c.Programs)
+	for _, old := range def.InstanceNames(def.Replicas) {
+		delete(nc.Programs, old)
+	}
+	for _, q := range insts {
+		nc.Programs[q.Name] = q
+	}
+	nc.Order = make([]string, 0, len(nc.Programs))
+	for _, dn := range nc.DefinitionOrder {
+		dp := nc.Definitions[dn]
+		nc.Order = append(nc.Order, dp.InstanceNames(dp.Replicas)...)
+	}
+	return &nc, nil
 }

@@ -98,8 +98,10 @@ func (s *Supervisor) unknownName(n string) string {
 // NAME:N-1 run afterwards. New indices are created from the running
 // configuration's table and start (unless autostart = false); instances
 // at N and above stop, as a reload removes a program, and are forgotten.
-// Instances below N are left alone. It answers once the stopped ones have
-// ended, with the new count and the instances' status.
+// Instances below N are left alone. The running configuration becomes
+// the scaled one (conf.Config.Scaled), whose diff to the file a reload
+// applies. It answers once the stopped ones have ended, with the new
+// count and the instances' status.
 func (s *Supervisor) cmdScale(r request) {
 	name := r.req.Names[0]
 	if s.shutting {
@@ -120,10 +122,14 @@ func (s *Supervisor) cmdScale(r request) {
 		r.answer(control.Response{Error: "scale: " + err.Error()})
 		return
 	}
-	insts, err := def.Instances(n)
+	scaled, err := s.cfg.Scaled(name, n)
 	if err != nil {
 		r.answer(control.Response{Error: err.Error()})
 		return
+	}
+	insts := make([]*conf.Program, 0, n)
+	for _, in := range scaled.Definitions[name].InstanceNames(n) {
+		insts = append(insts, scaled.Programs[in])
 	}
 	was := len(s.members(name))
 	var waits []chan struct{}
@@ -153,6 +159,9 @@ func (s *Supervisor) cmdScale(r request) {
 			s.step(p, lifecycle.Reconfigure{Config: inst})
 		}
 	}
+	// The running configuration runs the new count: a reload's diff
+	// (reload --dry-run) starts from it.
+	s.cfg = scaled
 	s.indexDependencies()
 	for _, p := range added {
 		if p.cfg().Autostart {
