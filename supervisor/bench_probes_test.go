@@ -36,6 +36,9 @@ import (
 const helperServerEnv = "SUPERVISOR_TEST_HTTP_SERVER"
 
 func helperServer() int {
+	if os.Getenv(instanceServerAddrEnv) != "" {
+		return instanceServer()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
