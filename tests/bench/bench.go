@@ -96,13 +96,13 @@ var fullParams = params{
 }
 
 var smokeParams = params{
-	floorN: 5, restartProgs: 3, restarts: 2, crashDur: 1500 * time.Millisecond,
+	floorN: 5, restartProgs: 3, restarts: 2, crashDur: time.Second,
 	startNs: []int{10}, idleNs: []int{10}, shutNs: []int{10},
 	idleDur: time.Second, orphans: 50,
 	wdProgs: 10, wdIdleN: 20, wdBeat: 100 * time.Millisecond, wdIdleBeat: time.Second,
 	wdTimeout: time.Second, wdIdleTimeout: 5 * time.Second, logLines: 20_000, settle: 500 * time.Millisecond,
-	pid1Reps: 2, pairOrphans: 20, reapTimeout: 3 * time.Second,
-	stormN: 10, stormDur: time.Second, stormGrace: 1800 * time.Millisecond, stormLo: 200 * time.Millisecond, stormHi: 600 * time.Millisecond,
+	pid1Reps: 2, pairOrphans: 20, reapTimeout: 2 * time.Second,
+	stormN: 10, stormDur: time.Second, stormGrace: 1600 * time.Millisecond, stormLo: 100 * time.Millisecond, stormHi: 400 * time.Millisecond,
 	scaleNs: []int{5, 20},
 }
 
@@ -327,6 +327,9 @@ func Run(o Options) (*Results, error) {
 	h.checkPresent("monit", []string{"monit"})
 	h.checkPresent("pm2-runtime", []string{pm2Bin("pm2-runtime"), "node", "unshare"})
 	if v := pm2InstalledVersion(); v != "" {
+		if v != PM2Version {
+			h.logf("warning: pm2 %s found; tests/bench/run.sh and .ci/run pin %s", v, PM2Version)
+		}
 		h.r.Machine["pm2"] = v
 		h.r.Machine["node"] = strings.TrimSpace(outputOf("node", "--version"))
 	}
