@@ -91,7 +91,7 @@ var fullParams = params{
 	wdProgs: 200, wdIdleN: 1000, wdBeat: 200 * time.Millisecond, wdIdleBeat: 10 * time.Second,
 	wdTimeout: time.Second, wdIdleTimeout: 30 * time.Second, logLines: 2_000_000, settle: 3 * time.Second,
 	pid1Reps: 12, pairOrphans: 500, reapTimeout: 20 * time.Second,
-	stormN: 1000, stormDur: 60 * time.Second, stormGrace: 4 * time.Second, stormLo: 500 * time.Millisecond, stormHi: 1500 * time.Millisecond,
+	stormN: 1000, stormDur: 60 * time.Second, stormGrace: 60 * time.Second, stormLo: 500 * time.Millisecond, stormHi: 1500 * time.Millisecond,
 	scaleNs: []int{100, 1000, 10000},
 }
 
@@ -102,7 +102,7 @@ var smokeParams = params{
 	wdProgs: 10, wdIdleN: 20, wdBeat: 100 * time.Millisecond, wdIdleBeat: time.Second,
 	wdTimeout: time.Second, wdIdleTimeout: 5 * time.Second, logLines: 20_000, settle: 500 * time.Millisecond,
 	pid1Reps: 2, pairOrphans: 20, reapTimeout: 2 * time.Second,
-	stormN: 10, stormDur: time.Second, stormGrace: 1600 * time.Millisecond, stormLo: 100 * time.Millisecond, stormHi: 400 * time.Millisecond,
+	stormN: 10, stormDur: 1500 * time.Millisecond, stormGrace: 5 * time.Second, stormLo: 100 * time.Millisecond, stormHi: 400 * time.Millisecond,
 	scaleNs: []int{5, 20},
 }
 

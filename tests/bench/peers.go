@@ -53,6 +53,7 @@ type instance struct {
 	state    func(id string) string
 	logFile  string          // where captured program output ends up
 	rusage   *syscall.Rusage // of pid, when it is the harness's child
+	cleanup  func()          // ends helpers of the instance (pm2's start command); may be nil
 }
 
 // exitStatus describes how the root process ended, for error messages.
@@ -127,6 +128,9 @@ func killAll() {
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	for in := range live {
+		if in.cleanup != nil {
+			in.cleanup()
+		}
 		for _, p := range descendants(in.pid) {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 		}
@@ -146,6 +150,9 @@ func (in *instance) kill() {
 	select {
 	case <-in.exited:
 	default:
+	}
+	if in.cleanup != nil {
+		in.cleanup()
 	}
 	pids := descendants(in.pid)
 	for _, p := range pids {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -144,17 +145,46 @@ func (pm2Peer) start(e env, progs []progSpec) (*instance, error) {
 	cli.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in := &instance{peer: "pm2", dir: e.dir, exited: make(chan struct{}), stopSig: syscall.SIGTERM}
 	in.launched = mono()
-	if err := cli.Run(); err != nil {
-		killPM2(home)
-		return nil, fmt.Errorf("pm2 start: %w: %s", err, tail(out.Name()))
+	if err := cli.Start(); err != nil {
+		return nil, fmt.Errorf("pm2 start: %w", err)
 	}
-	b, err := os.ReadFile(filepath.Join(home, "pm2.pid"))
-	if err != nil {
-		return nil, fmt.Errorf("pm2: daemon pid: %w", err)
+	// The command line keeps starting applications (two at a time) long
+	// after the daemon is up; like the other peers' start-up, that is
+	// measured by the programs' start stamps, so it goes on in the
+	// background, and a teardown ends it.
+	cliDone := make(chan struct{})
+	var cliErr error
+	go func() { cliErr = cli.Wait(); close(cliDone) }()
+	in.cleanup = func() {
+		select {
+		case <-cliDone:
+		default:
+			_ = syscall.Kill(-cli.Process.Pid, syscall.SIGKILL)
+			<-cliDone
+		}
 	}
-	in.pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("pm2: daemon pid: %w", err)
+	pidFile := filepath.Join(home, "pm2.pid")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if in.pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err == nil && in.pid > 0 {
+				break
+			}
+		}
+		select {
+		case <-cliDone:
+			if _, err := os.Stat(pidFile); err == nil {
+				continue // written just now
+			}
+			return nil, fmt.Errorf("pm2 start: %v: %s", cliErr, tail(out.Name()))
+		default:
+		}
+		if time.Now().After(deadline) {
+			in.cleanup()
+			killPM2(home)
+			return nil, fmt.Errorf("pm2 start: %w: no daemon pid in %s", ErrTimeout, pidFile)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := watchExit(in); err != nil {
 		return nil, fmt.Errorf("pm2: %w", err)

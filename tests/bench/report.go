@@ -33,7 +33,7 @@ var figureDocs = []figureDoc{
 	{"wdtail", "7b. Watchdog detection tail: GOMAXPROCS 1 and 2, unpinned and pinned (supervisor on CPU 1, programs on CPU 0); rq_wait: the supervisor's time runnable but waiting for a CPU over the detections", []string{"p50_ms", "p99_ms", "max_ms", "rq_wait_ms", "rq_wait_us_per_wakeup", "detected"}, ""},
 	{"wdidle", "7c. Idle cost of watched programs beating (per beat: schedstat run time and voluntary switches ÷ beats in the window)", []string{"cpu_ms", "run_ms", "vcs", "ivcs", "pss_mib", "procs", "us_per_beat", "vcs_per_beat"}, "cpu_ms"},
 	{"log", "8. Log capture of 100-byte lines", []string{"mb_s", "cpu_ms_per_mb", "captured_mb"}, "mb_s"},
-	{"storm", "9. Restart storm: programs living 0.5–1.5 s that exit 1, no backoff, breaker off", []string{"restarts_per_s", "p50_ms", "p99_ms", "cpu_us_per_restart", "lost"}, "cpu_us_per_restart"},
+	{"storm", "9. Restart storm: programs living 0.5–1.5 s that exit 1, no backoff, breaker off", []string{"restarts_per_s", "p50_ms", "p99_ms", "cpu_us_per_restart", "lost", "last_back_ms"}, "cpu_us_per_restart"},
 	{"scale_startup", "10. Scale: start-up (s) by N", nil, ""},
 	{"scale_cpu", "10. Scale: idle CPU over the idle window (ms, schedstat) by N", nil, ""},
 	{"scale_vcs", "10. Scale: idle voluntary switches over the idle window by N", nil, ""},

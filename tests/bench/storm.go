@@ -2,9 +2,13 @@ package bench
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // manyProbe is the probe of the figures whose programs start by the
@@ -23,15 +27,15 @@ func stormLife(i, n int, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(i)*(hi-lo)/time.Duration(n)
 }
 
-// storm: stormN programs that each live 0.5–1.5 s (stormLo–stormHi) and exit 1, restarted
-// at once (no backoff, no breaker) for stormDur. From the probes' stamps:
-// restarts per second in the window, restart latency (exit stamp -> next
-// start stamp of the same program) of the exits in the window, and lost
-// programs: those with no start stamp in the stormGrace after the window
-// (every program lives at most stormHi, so a supervised one starts again
-// well within it, runit's and s6's one-second throttle included). From
-// /proc: the supervisor's CPU (schedstat run time of all its processes)
-// per restart.
+// storm: stormN programs that each live 0.5–1.5 s (stormLo–stormHi) and
+// exit 1, restarted at once (no backoff, no breaker) for stormDur. From the
+// probes' stamps: restarts per second in the window, restart latency (exit
+// stamp -> next start stamp of the same program) of the exits in the
+// window, and lost programs: those that do not start again within
+// stormGrace after the window (every program lives at most stormHi, so a
+// supervised one starts again within stormHi plus its restart latency);
+// last_back_ms is when the last program started again. From /proc: the
+// supervisor's CPU (schedstat run time of all its processes) per restart.
 func (h *harness) storm(peers []peer) {
 	const fig = "storm"
 	n := h.p.stormN
@@ -41,27 +45,40 @@ func (h *harness) storm(peers []peer) {
 		ideal += 1 / stormLife(i, n, h.p.stormLo, h.p.stormHi).Seconds()
 	}
 	for _, p := range peers {
-		h.r.want(fig, p.name(), "restarts_per_s", "p50_ms", "p99_ms", "cpu_us_per_restart", "lost")
+		h.r.want(fig, p.name(), "restarts_per_s", "p50_ms", "p99_ms", "cpu_us_per_restart", "lost", "last_back_ms")
+		// The programs wait at a FIFO after their first start stamp, so the
+		// storm begins for all at once when the harness opens it, however
+		// long the peer takes to start them all (pm2: minutes for 1000).
+		gate := filepath.Join(h.work, "gate-"+p.name())
+		if err := unix.Mkfifo(gate, 0o644); err != nil {
+			h.fail(fig, p.name(), fmt.Errorf("gate: %w", err))
+			continue
+		}
 		progs := make([]progSpec, n)
 		for i := range progs {
 			progs[i] = progSpec{id: fmt.Sprintf("x%d", i), restart: true,
-				args: []string{"-live", stormLife(i, n, h.p.stormLo, h.p.stormHi).String(), "-code", "1"}}
+				args: []string{"-gate", gate, "-live", stormLife(i, n, h.p.stormLo, h.p.stormHi).String(), "-code", "1"}}
 		}
-		in, sr, err := h.startNProbe(p, fig, progs, n, 300*time.Second, probe)
+		in, sr, err := h.startNProbe(p, fig, progs, n, 900*time.Second, probe)
 		if err != nil {
 			h.fail(fig, p.name(), err)
 			continue
 		}
 		time.Sleep(h.p.settle)
 		pids := supervisorPIDs(in.pid, h.progExes()...)
+		open, err := os.OpenFile(gate, os.O_RDWR, 0) // a writer that does not wait for a reader
+		if err != nil {
+			h.fail(fig, p.name(), fmt.Errorf("gate: %w", err))
+			h.teardown(in, sr)
+			continue
+		}
 		t0, u0 := mono(), measure(pids)
 		time.Sleep(h.p.stormDur)
 		t1, u1 := mono(), measure(pids)
-		h.logf("storm %s: window over, %v of grace", p.name(), h.p.stormGrace)
-		time.Sleep(h.p.stormGrace)
+		h.logf("storm %s: window over; waiting up to %v for every program to start again", p.name(), h.p.stormGrace)
+		back := waitAllStarted(sr, progs, t1, h.p.stormGrace)
 		t2 := mono()
-		sr.poll()
-		lost := lostPrograms(sr.lines, progs, t2-int64(h.p.stormGrace), t2)
+		lost := lostPrograms(sr.lines, progs, t1, t2)
 		var states []string
 		for i, id := range lost {
 			if i == 5 {
@@ -71,6 +88,8 @@ func (h *harness) storm(peers []peer) {
 			states = append(states, id+": "+in.state(id))
 		}
 		h.teardown(in, sr)
+		open.Close()
+		os.Remove(gate)
 		restarts, lat := stormRestarts(sr.lines, t0, t1)
 		d := u1.sub(u0)
 		secs := float64(t1-t0) / 1e9
@@ -79,6 +98,7 @@ func (h *harness) storm(peers []peer) {
 		h.r.add(fig, p.name(), "p99_ms", quantile(lat, 0.99))
 		h.r.add(fig, p.name(), "cpu_us_per_restart", float64(d.runNS)/1e3/float64(max(1, restarts)))
 		h.r.add(fig, p.name(), "lost", float64(len(lost)))
+		h.r.add(fig, p.name(), "last_back_ms", ms(back-t1))
 		if len(lost) > 0 {
 			h.r.addNote(fig, fmt.Sprintf("%s: %d programs lost; their state by %s's own status: %s.", p.name(), len(lost), p.name(), strings.Join(states, "; ")))
 		}
@@ -111,6 +131,36 @@ func stormRestarts(lines []stampLine, t0, t1 int64) (int, []float64) {
 		}
 	}
 	return restarts, lat
+}
+
+// waitAllStarted polls the stamps until every program has started after
+// from or limit passes, and returns when the last of them started (or the
+// time it gave up).
+func waitAllStarted(sr *stampReader, progs []progSpec, from int64, limit time.Duration) int64 {
+	deadline := time.Now().Add(limit)
+	seen := map[string]int64{}
+	for done := 0; ; {
+		sr.poll()
+		for _, l := range sr.lines[done:] {
+			if l.kind == "start" && l.ns > from {
+				if t, ok := seen[l.id]; !ok || l.ns < t {
+					seen[l.id] = l.ns
+				}
+			}
+		}
+		done = len(sr.lines)
+		if len(seen) == len(progs) {
+			last := from
+			for _, t := range seen {
+				last = max(last, t)
+			}
+			return last
+		}
+		if time.Now().After(deadline) {
+			return mono()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // lostPrograms returns the programs with no start stamp in (from, to].

@@ -103,6 +103,7 @@ func main() {
 	reapTimeout := fs.Duration("reap-timeout", 20*time.Second, "how long -orphans waits for every orphan to be reaped")
 	delay := fs.Duration("delay", 0, "sleep this long before -lines")
 	notifyFD := fs.Int("notify-fd", -1, "after the start stamp, write a newline to this fd and close it (s6 readiness)")
+	gate := fs.String("gate", "", "after the start stamp, wait until this FIFO has a writer (many programs begin their lives at once)")
 	_ = fs.Parse(args())
 
 	if *stamps != "" {
@@ -119,6 +120,15 @@ func main() {
 		f := os.NewFile(uintptr(*notifyFD), "notify")
 		_, _ = f.Write([]byte("\n"))
 		f.Close()
+	}
+	if *gate != "" {
+		// Opening a FIFO for reading blocks until it has a writer.
+		g, err := os.OpenFile(*gate, os.O_RDONLY, 0)
+		if err != nil {
+			fail("gate: %v", err)
+		}
+		g.Close()
+		startNS = now() // -phase and -live count from the gate
 	}
 	if *pidFile != "" {
 		if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
