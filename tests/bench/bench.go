@@ -169,17 +169,18 @@ func (r *Results) addText(fig, peer, metric, v string) {
 
 // harness carries the state of one Run.
 type harness struct {
-	o       Options
-	p       params
-	r       *Results
-	log     io.Writer
-	work    string
-	probe   string // the probe of most figures
-	goProbe string // the Go probe
-	cprobe  string // the C probe, "" without gcc
-	sv      string
-	seq     int
-	present map[string]bool
+	o        Options
+	p        params
+	r        *Results
+	log      io.Writer
+	work     string
+	probe    string // the probe of most figures
+	goProbe  string // the Go probe
+	cprobe   string // the C probe, "" without gcc
+	inofloor string // the C inotify reader of the wdidle figure, "" without gcc
+	sv       string
+	seq      int
+	present  map[string]bool
 }
 
 func (h *harness) logf(format string, a ...any) {
@@ -296,6 +297,12 @@ func Run(o Options) (*Results, error) {
 		h.logf("warning: no C probe (%v); the storm and scale figures use the Go probe", err)
 	} else {
 		h.cprobe = cprobe
+	}
+	floor := filepath.Join(bin, "inofloor")
+	if out, err := exec.Command("gcc", "-O2", "-o", floor, filepath.Join(root, "tests", "bench", "cprobe", "inofloor.c")).CombinedOutput(); err != nil {
+		h.logf("warning: no inotify floor (%v: %s); the wdidle figure runs without it", err, out)
+	} else {
+		h.inofloor = floor
 	}
 	if o.Light {
 		if len(o.Figures) == 0 {

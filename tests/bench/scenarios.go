@@ -850,10 +850,11 @@ func (h *harness) watchdogMonit() {
 }
 
 // watchdogIdle: wdIdleN programs beating every wdIdleBeat under supervise
-// watchdogs; monit checks the same files at its 1 s cycle and, with
-// Options.Compare, a second supervise binary watches the same files (its
-// own programs only sleep); all are measured over idleDur at once, so they
-// see the same beats at the same moments.
+// watchdogs; monit checks the same files at its 1 s cycle, the C inotify
+// floor (tests/bench/cprobe/inofloor.c: epoll, read, stat per event) reads
+// their events and, with Options.Compare, a second supervise binary
+// watches the same files (its own programs only sleep); all are measured
+// over idleDur at once, so they see the same beats at the same moments.
 func (h *harness) watchdogIdle() {
 	const fig = "wdidle"
 	if !h.present["supervise"] {
@@ -911,6 +912,20 @@ func (h *harness) watchdogIdle() {
 			ws = append(ws, &watcher{name: name, in: cin, sr: csr})
 		}
 	}
+	if h.inofloor != "" {
+		name := "inotify-floor"
+		h.r.want(fig, name, metrics...)
+		fe, err := h.newEnv("wdidle-floor")
+		var fin *instance
+		if err == nil {
+			fin, err = launch(name, fe, []string{h.inofloor, filepath.Join(e.dir, "hb")}, syscall.SIGKILL)
+		}
+		if err != nil {
+			h.fail(fig, name, err)
+		} else {
+			ws = append(ws, &watcher{name: name, in: fin})
+		}
+	}
 	var mon *instance
 	if h.present["monit"] {
 		h.r.want(fig, "monit", metrics...)
@@ -926,7 +941,9 @@ func (h *harness) watchdogIdle() {
 			h.fail(fig, "monit", err)
 		}
 	}
-	time.Sleep(h.p.settle)
+	// Past every program's first beat (it makes the program ready: a log
+	// line, a wakeup of the event loop) and one steady beat.
+	time.Sleep(max(h.p.settle, h.p.wdIdleBeat+500*time.Millisecond))
 	beats := float64(h.p.wdIdleN) * float64(h.p.idleDur) / float64(h.p.wdIdleBeat)
 	for _, w := range ws {
 		pid := w.in.pid
@@ -947,6 +964,9 @@ func (h *harness) watchdogIdle() {
 		waits := w.ws.finish()
 		h.recordUsage(fig, w.name, d)
 		h.recordBeatCost(fig, w.name, d, beats)
+		if w.name == "inotify-floor" {
+			continue
+		}
 		h.r.addNote(fig, fmt.Sprintf("%s's threads over the window (%s beats; per-thread /proc/PID/task/TID/schedstat and status; "+
 			"the wait column is the most frequent of /proc/PID/task/TID/syscall and wchan, sampled every 50 ms):\n\n%s",
 			w.name, fmtNum(beats), threadTable(pid, w.t0, t1, waits, beats, "beat")))
