@@ -1,13 +1,16 @@
-// Package bench measures supervise against supervisord, runit, s6, tini,
-// dumb-init and monit on the machine it runs on.
+// Package bench measures supervise against supervisord, runit, s6, pm2,
+// tini, dumb-init and monit on the machine it runs on.
 //
 // Run starts each supervisor in the foreground on private configuration
-// directories under a temporary directory (never a system service), makes
-// it supervise the probe program (tests/bench/probe), and derives every
+// directories under a temporary directory (never a system service; pm2's
+// daemon with PM2_HOME there), makes it supervise the probe program
+// (tests/bench/probe, or the C probe tests/bench/cprobe), and derives every
 // figure from the probe's CLOCK_MONOTONIC stamps and from /proc: restart
-// latency, a crash loop, idle cost, start-up, shutdown, reaping as PID 1,
-// watchdog detection and log capture. Results lists every figure it was
-// asked for and could not produce in Missing, so a smoke run can fail on it.
+// latency, a crash loop, idle cost and memory, start-up, shutdown, reaping
+// as PID 1 (also paired against tini), watchdog detection and its tail,
+// the cost of heartbeat beats, log capture, a restart storm, and scale to
+// 10,000 programs. Results lists every figure it was asked for and could
+// not produce in Missing, so a smoke run can fail on it.
 package bench
 
 import (
@@ -41,7 +44,7 @@ type Options struct {
 	WorkDir    string    // scratch directory; "" makes a temporary one
 	Keep       bool      // keep WorkDir afterwards
 	Log        io.Writer // progress; nil discards
-	Figures    []string  // figure names to run (restart, crash, startup, idle, shutdown, pid1, watchdog, log); empty: all
+	Figures    []string  // figure names to run (restart, crash, startup, idle, shutdown, pid1, pid1pair, watchdog, wdtail, wdidle, log, storm, scale); empty: all
 	// Light supervises tests/bench/cprobe (C, built with gcc) instead of the
 	// Go probe, for the figures it supports (start-up, idle, shutdown): a
 	// program's own start then costs microseconds, not a Go runtime's
@@ -59,6 +62,10 @@ type Options struct {
 	// and 20 in smoke mode).
 	ScaleNs []int
 }
+
+// Figures are the names Options.Figures takes, in the order they run.
+var Figures = []string{"restart", "startup", "idle", "shutdown", "pid1", "pid1pair", "watchdog", "wdtail", "wdidle",
+	"log", "crash", "storm", "scale"}
 
 // lightFigures are the figures the C probe can serve.
 var lightFigures = []string{"startup", "idle", "shutdown"}
@@ -219,6 +226,11 @@ func (h *harness) enabled(fig string) bool {
 // could not happen at all; figures that failed are in Results.Missing.
 func Run(o Options) (*Results, error) {
 	start := time.Now()
+	for _, f := range o.Figures {
+		if !slices.Contains(Figures, f) {
+			return nil, fmt.Errorf("unknown figure %q; the figures are %s", f, strings.Join(Figures, ", "))
+		}
+	}
 	h := &harness{o: o, p: fullParams, log: o.Log}
 	if h.log == nil {
 		h.log = io.Discard

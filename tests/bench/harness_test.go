@@ -256,3 +256,12 @@ func TestRestoreLimits(t *testing.T) {
 		t.Errorf("restorers ran %v, want [2 1]", got)
 	}
 }
+
+// TestUnknownFigure: a figure name that is not one of Figures is an error
+// before anything runs.
+func TestUnknownFigure(t *testing.T) {
+	_, err := Run(Options{Figures: []string{"restart", "storms"}})
+	if err == nil || !strings.Contains(err.Error(), `unknown figure "storms"`) {
+		t.Fatalf("Run: %v", err)
+	}
+}
