@@ -296,15 +296,17 @@ func (p *program) probesStatus() *control.ProbesStatus {
 }
 
 // matchLines passes every line of an output stream of the run to its
-// log_line probe before it is logged (and before log_rate may drop it).
+// log_line probe, after it is logged (so the line that makes a program
+// ready is in the log before its dependents start) and whether or not
+// log_rate drops it.
 func matchLines(o procs.Output, m *probe.LineMatcher) procs.Output {
 	if o.Kind != procs.Lines {
 		return o
 	}
 	next := o.OnLine
 	o.OnLine = func(line []byte, partial bool) {
-		m.Line(line)
 		next(line, partial)
+		m.Line(line)
 	}
 	return o
 }
