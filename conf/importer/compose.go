@@ -14,6 +14,7 @@ import (
 	"text/template"
 	"text/template/parse"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -66,6 +67,10 @@ func (p *pcProc) field(key string) *yaml.Node {
 }
 
 func (c *converter) processCompose(data []byte) error {
+	if !utf8.Valid(data) {
+		line := 1 + strings.Count(string(data[:firstInvalidUTF8(data)]), "\n")
+		return &Error{File: c.path, Line: line, Msg: "not UTF-8 text"}
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return c.yamlError(err)

@@ -111,4 +111,3 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
-

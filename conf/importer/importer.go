@@ -188,12 +188,15 @@ func (c *converter) note(file string, line int, setting, why string, args ...any
 	if len(args) > 0 {
 		why = fmt.Sprintf(why, args...)
 	}
+	if setting == "" {
+		setting = `""` // an empty key
+	}
 	c.notes = append(c.notes, Note{File: file, Line: line, Setting: setting, Why: why})
 }
 
 var (
 	procfileLine = regexp.MustCompile(`^([A-Za-z0-9_-]+):[ \t]*(.*)$`)
-	iniHeader    = regexp.MustCompile(`^\s*\[[^\]]+\]`)
+	iniHeaderRE  = regexp.MustCompile(`^\s*\[[^\]]+\]`)
 )
 
 // Detect tells the format of data from its content: a supervisord file
@@ -207,7 +210,7 @@ func Detect(data []byte) (Format, error) {
 		if t == "" || strings.HasPrefix(t, "#") || strings.HasPrefix(t, ";") {
 			continue
 		}
-		if iniHeader.MatchString(line) {
+		if iniHeaderRE.MatchString(line) {
 			return Supervisord, nil
 		}
 		break

@@ -68,6 +68,13 @@ func (s *iniSection) set(k *iniKey) *iniKey {
 type iniDoc struct {
 	sections []*iniSection // in the order of their first appearance, DEFAULT excluded
 	defaults *iniSection   // [DEFAULT]
+	headers  []iniHeader   // every section header read, repeated ones included
+}
+
+// iniHeader is where a section header was read.
+type iniHeader struct {
+	name, file string
+	line       int
 }
 
 // section returns the section name, or nil.
@@ -112,6 +119,9 @@ func (d *iniDoc) read(file string, data []byte) error {
 	if !utf8.Valid(data) {
 		line := 1 + strings.Count(string(data[:firstInvalidUTF8(data)]), "\n")
 		return &Error{File: file, Line: line, Msg: "not UTF-8 text"}
+	}
+	if i := strings.IndexByte(string(data), 0); i >= 0 {
+		return &Error{File: file, Line: 1 + strings.Count(string(data[:i]), "\n"), Msg: "a NUL byte: not a text file"}
 	}
 	text := strings.TrimPrefix(string(data), "\ufeff")
 	// Universal newlines, as Python reads a text file.
@@ -163,6 +173,7 @@ func (d *iniDoc) read(file string, data []byte) error {
 			if end := strings.LastIndexByte(value, ']'); end >= 2 {
 				flush()
 				name := value[1:end]
+				d.headers = append(d.headers, iniHeader{name: name, file: file, line: lineno})
 				switch {
 				case name == "DEFAULT":
 					if d.defaults == nil {

@@ -22,6 +22,9 @@ func parseProcfile(file string, data []byte) ([]procfileEntry, error) {
 		line := 1 + strings.Count(string(data[:firstInvalidUTF8(data)]), "\n")
 		return nil, &Error{File: file, Line: line, Msg: "not UTF-8 text"}
 	}
+	if i := strings.IndexByte(string(data), 0); i >= 0 {
+		return nil, &Error{File: file, Line: 1 + strings.Count(string(data[:i]), "\n"), Msg: "a NUL byte: not a text file"}
+	}
 	var out []procfileEntry
 	seen := map[string]int{}
 	for i, line := range strings.Split(string(data), "\n") {

@@ -226,6 +226,9 @@ func (sv *svConv) includes(inc *iniSection) error {
 	if st == nil {
 		return &Error{File: sv.rel(inc.file), Line: inc.line, Msg: "[include] has no files setting"}
 	}
+	// The key as read now: an included file may set it again.
+	k := *st.k
+	st.k = &k
 	files, err := sv.scalar(st, "include", sv.baseExpansion())
 	if err != nil {
 		return err
@@ -255,14 +258,14 @@ func (sv *svConv) includes(inc *iniSection) error {
 				sv.note(sv.rel(st.k.file), st.k.line, "[include] files", "%s: skipped, as supervisord skips a file it cannot read: %v", sv.rel(m), unwrapPath(err))
 				continue
 			}
-			before := len(sv.ini.sections)
+			before := len(sv.ini.headers)
 			if err := sv.ini.read(m, data); err != nil {
 				return sv.fixErr(err)
 			}
 			sv.files = append(sv.files, sv.rel(m))
-			for _, s := range sv.ini.sections[before:] {
-				if s.name == "include" {
-					sv.note(sv.rel(s.file), s.line, "[include]", "in an included file: not followed, as supervisord follows the [include] of the main file only")
+			for _, h := range sv.ini.headers[before:] {
+				if h.name == "include" {
+					sv.note(sv.rel(h.file), h.line, "[include]", "in an included file: not followed, as supervisord follows the [include] of the main file only")
 				}
 			}
 		}
@@ -388,6 +391,9 @@ func (sv *svConv) readGroups() error {
 			continue
 		}
 		name = pyStrip(name)
+		if name == "" {
+			return &Error{File: sv.rel(s.file), Line: s.line, Msg: "[" + s.name + "]: no group name"}
+		}
 		if err := checkSvName(name); err != nil {
 			return &Error{File: sv.rel(s.file), Line: s.line, Msg: "[" + s.name + "]: " + err.Error()}
 		}
@@ -518,6 +524,9 @@ var shellName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (sv *svConv) program(s *iniSection, rawName string) error {
 	name := pyStrip(rawName)
 	sec := s.name
+	if name == "" {
+		return &Error{File: sv.rel(s.file), Line: s.line, Msg: "[" + sec + "]: no program name"}
+	}
 	if err := checkSvName(name); err != nil {
 		return &Error{File: sv.rel(s.file), Line: s.line, Msg: "[" + sec + "]: " + err.Error()}
 	}
@@ -745,6 +754,9 @@ func (sv *svConv) program(s *iniSection, rawName string) error {
 		}
 		sv.note(sv.rel(pname.k.file), pname.k.line, "["+sec+"] process_name", "%s", why)
 	}
+	if numprocs > maxReplicas {
+		return sv.errAt(npSt.k, sec, "numprocs = %d: supervise runs at most %d instances of a program", numprocs, maxReplicas)
+	}
 	count := 1
 	switch {
 	case numprocs > 1:
@@ -954,6 +966,9 @@ func (sv *svConv) command(ps []piece, count int, exports []export, k *iniKey, se
 	}
 	if len(argv) == 0 {
 		return "", "", errors.New("the command is empty")
+	}
+	if argv[0] == "" {
+		return "", "", errors.New("the command's program is an empty word")
 	}
 	words := make([][]piece, len(argv))
 	shell := len(exports) > 0

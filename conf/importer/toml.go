@@ -135,12 +135,15 @@ func (d *document) shutdownBudget(why string) {
 	}
 	var total time.Duration
 	for _, t := range longest {
-		total += t
+		total = min(total+t, maxBudget) // the timeouts are below maxBudget: no overflow
 	}
 	if total+shutdownMargin > conf.DefaultShutdownTimeout {
 		d.supervisor.set("shutdown_timeout", tomlDuration(total+shutdownMargin), why)
 	}
 }
+
+// maxBudget bounds the computed budget (about 146 years).
+const maxBudget = time.Duration(1 << 62)
 
 // shutdownMargin is added to the longest teardown, for the SIGKILLs.
 const shutdownMargin = 5 * time.Second
@@ -195,7 +198,21 @@ func writeComment(b *strings.Builder, c string) {
 		b.WriteString("#\n")
 		return
 	}
-	b.WriteString("# " + c + "\n")
+	b.WriteString("# " + commentText(c) + "\n")
+}
+
+// commentText makes s fit in a TOML comment: valid UTF-8, control
+// characters (which TOML refuses there) written \xNN.
+func commentText(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		if (r < 0x20 && r != '\t') || r == 0x7f {
+			fmt.Fprintf(&b, `\x%02x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // commentColumn is where trailing comments start, when the lines allow.
@@ -213,7 +230,7 @@ func writeTable(b *strings.Builder, t *table) {
 	for _, e := range entries {
 		line := tomlKey(e.key) + " = " + e.value
 		if e.comment != "" {
-			line += strings.Repeat(" ", max(2, commentColumn-utf8.RuneCountInString(line))) + "# " + e.comment
+			line += strings.Repeat(" ", max(2, commentColumn-utf8.RuneCountInString(line))) + "# " + commentText(e.comment)
 		}
 		b.WriteString(line + "\n")
 	}

@@ -131,6 +131,9 @@ func (c *converter) yString(path string, n *yaml.Node) (string, error) {
 	if n.Kind != yaml.ScalarNode {
 		return "", c.yErr(n, path, "expected a string, got %s", describeNode(n))
 	}
+	if strings.ContainsRune(n.Value, 0) {
+		return "", c.yErr(n, path, "holds a NUL character")
+	}
 	return n.Value, nil
 }
 
