@@ -78,7 +78,7 @@ func (c *converter) procfile(data []byte) error {
 	}
 	c.doc.defaults.set("directory", tomlString(c.dir), "the Procfile's directory")
 	c.doc.defaults.set("env_file", tomlStrings([]string{"-" + filepath.Join(c.dir, ".env")}), "read by foreman and honcho when it exists")
-	c.doc.defaults.set("restart", tomlString("always"), "")
+	c.doc.defaults.set("restart", tomlString("always"), "as Heroku restarts dynos that end")
 	for i, e := range entries {
 		t := c.doc.program(e.name)
 		t.comments = []string{fmt.Sprintf("%s:%d %s", c.path, e.line, e.name)}

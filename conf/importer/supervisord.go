@@ -207,8 +207,8 @@ func (sv *svConv) replicaNote(p piece, count int, k *iniKey, setting string, exa
 			sv.note(at, k.line, setting, "%s is written %s, since {replica} has no padding: the values are supervisord's for up to %d instances (scaled to more, instance %d would give %s where supervisord gives %s)",
 				p.src, tmpl, limit, limit, got, want)
 			if sv.cur != nil {
-				sv.cur.comments = append(sv.cur.comments, fmt.Sprintf("%s %s (line %d) is %s: {replica} is not padded, so this holds for up to %d instances.",
-					k.name, p.src, k.line, tmpl, limit))
+				sv.cur.comments = append(sv.cur.comments, fmt.Sprintf("%s in %s (line %d) is written %s: {replica} is not padded, so this holds for up to %d instances.",
+					p.src, k.name, k.line, tmpl, limit))
 			}
 		}
 	}
@@ -491,6 +491,9 @@ func (sv *svConv) header() {
 		"  the program's own process only).",
 		"- breaker.max_failures is startretries + 1: the failures in a row after which supervisord",
 		"  gives up (FATAL). supervise's breaker then half-opens after reset_timeout and tries again.",
+		"- supervisord also retries a run that ends within startsecs under autorestart = false or",
+		"  with a code of exitcodes; supervise restarts as restart says, and under restart =",
+		"  \"always\" counts a run shorter than min_uptime as a failure.",
 		"- A program without a log file logs to supervise's output (supervise logs NAME shows its",
 		"  last lines) instead of supervisord's AUTO files.")
 	if sv.priorities {

@@ -214,7 +214,7 @@ command=/bin/single --n %(process_num)03d of %(numprocs)d
 		"[program:web] stdout_logfile: every instance writes its own file in supervise: /var/log/web-{replica}.log",
 		"[program:many] directory: %(process_num)02d pads the 12 indices to different widths; {replica} is not padded",
 	)
-	if !strings.Contains(string(res.TOML), "# command %(process_num)02d (line 3) is 0{replica}: {replica} is not padded, so this holds for up to 10 instances.") {
+	if !strings.Contains(string(res.TOML), "# %(process_num)02d in command (line 3) is written 0{replica}: {replica} is not padded, so this holds for up to 10 instances.") {
 		t.Errorf("no comment on the padding:\n%s", res.TOML)
 	}
 }
