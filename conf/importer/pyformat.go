@@ -293,15 +293,3 @@ func abs(n int) int {
 	}
 	return n
 }
-
-// literal reports whether pieces hold no reference, and their text.
-func literal(ps []piece) (string, bool) {
-	var b strings.Builder
-	for _, p := range ps {
-		if p.kind != refNone {
-			return "", false
-		}
-		b.WriteString(p.text)
-	}
-	return b.String(), true
-}

@@ -314,3 +314,15 @@ func TestFormatAgainstPython(t *testing.T) {
 		}
 	}
 }
+
+// literal reports whether pieces hold no reference, and their text.
+func literal(ps []piece) (string, bool) {
+	var b strings.Builder
+	for _, p := range ps {
+		if p.kind != refNone {
+			return "", false
+		}
+		b.WriteString(p.text)
+	}
+	return b.String(), true
+}

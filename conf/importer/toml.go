@@ -162,11 +162,6 @@ func (d *document) program(name string) *table {
 	return t
 }
 
-// hasProgram reports whether a program of that name was added.
-func (d *document) hasProgram(name string) bool {
-	return slices.ContainsFunc(d.programs, func(t *table) bool { return t.path[1] == name })
-}
-
 // bytes writes the document. A document without programs gets a
 // [supervisor] table even when empty, since supervise refuses a file of
 // comments only.
