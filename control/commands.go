@@ -115,6 +115,21 @@ when it ended the run.`,
 			{Name: "max-age", Value: "DURATION", Help: "the oldest beat that counts as fresh (default: 3 × heartbeat_interval)"},
 		},
 	},
+	&Command{
+		Name:    "import",
+		Summary: "Print a supervise configuration converted from supervisord, a Procfile or process-compose.",
+		Help: "Reads a supervisord file (with the files of its [include]), a Procfile, or a process-compose\n" +
+			"YAML file, telling which from its content, and prints the equivalent TOML on stdout: each\n" +
+			"program says where it came from, and [defaults] keeps the source's defaults where they differ.\n" +
+			"Every setting that cannot be converted exactly is listed on stderr with its file, line and why;\n" +
+			"the exit code is still 0. A file that cannot be parsed exits 2.\n\n" +
+			"  supervise import /etc/supervisor/supervisord.conf > supervise.toml\n" +
+			"  supervise validate -c supervise.toml",
+		Local: true,
+		Args:  []Arg{{Name: "FILE", Kind: KindText, Help: "the file to convert"}},
+		Flags: []Flag{{Name: "format", Value: "supervisord|procfile|process-compose",
+			Help: "the format of FILE (default: told from its content)"}},
+	},
 	&Command{Name: "version", Summary: "Print the version.", Local: true},
 	&Command{
 		Name:    "help",
