@@ -23,7 +23,7 @@ import (
 type program struct {
 	name string
 	m    *lifecycle.Machine
-	log  *zap.Logger
+	log  progLogger
 
 	run        *run // the current run's process and attachments, nil if none
 	timers     [lifecycle.NumTimers]clock.Timer
@@ -47,7 +47,7 @@ type waiter struct {
 }
 
 func (s *Supervisor) newProgram(cfg *conf.Program) *program {
-	return &program{name: cfg.Name, m: lifecycle.New(cfg), log: s.log.With(zap.String("program", cfg.Name))}
+	return &program{name: cfg.Name, m: lifecycle.New(cfg), log: progLogger{l: s.log, name: cfg.Name}}
 }
 
 func (p *program) cfg() *conf.Program { return p.m.Config() }

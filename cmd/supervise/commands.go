@@ -117,6 +117,11 @@ func cmdRun(inv *control.Invocation, _, stderr io.Writer) (int, error) {
 		log.Error("cannot start", zap.Error(err))
 		return 2, nil
 	}
+	go func() {
+		// Once started, give back the executable's start-up pages.
+		<-sup.Ready()
+		releaseExecutablePages()
+	}()
 	code, err := sup.Run(context.Background())
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
