@@ -35,12 +35,15 @@ type flushReq struct {
 	fn func()
 }
 
-// stream is one pipe's read end and its partial line.
+// stream is one pipe's read end and its partial line; a Copy stream has
+// a sink instead of onLine, and no line.
 type stream struct {
-	fd     int
-	proc   *Process
-	onLine func([]byte, bool)
-	acc    []byte // the line being assembled; nil while none is
+	fd      int
+	proc    *Process
+	onLine  func([]byte, bool)
+	sink    Sink
+	release func() // called once the pipe is closed; may be nil
+	acc     []byte // the line being assembled; nil while none is
 }
 
 func newLineMux(batch func(begin bool)) (*lineMux, error) {
@@ -63,10 +66,11 @@ func newLineMux(batch func(begin bool)) (*lineMux, error) {
 	return m, nil
 }
 
-// add hands a non-blocking read end to the loop.
-func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool)) {
+// add hands a non-blocking read end to the loop: a Lines stream (onLine)
+// or a Copy stream (sink).
+func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool), sink Sink, release func()) {
 	m.mu.Lock()
-	m.pending = append(m.pending, &stream{fd: fd, proc: p, onLine: onLine})
+	m.pending = append(m.pending, &stream{fd: fd, proc: p, onLine: onLine, sink: sink, release: release})
 	m.mu.Unlock()
 	m.poke()
 }
@@ -190,10 +194,14 @@ func (m *lineMux) commands() (stop bool) {
 // drainAll reads s until its pipe is empty (or at EOF). A descendant that
 // keeps writing cannot hold it for longer than maxFlushReads reads.
 func (m *lineMux) drainAll(s *stream) {
-	buf := make([]byte, 64<<10)
+	var buf []byte
+	if s.sink == nil {
+		buf = make([]byte, 64<<10)
+	}
 	for i := 0; i < maxFlushReads; i++ {
-		n, err := unix.Read(s.fd, buf)
+		n, err := s.read(buf)
 		switch {
+		case n > 0 && s.sink != nil:
 		case n > 0:
 			s.split(buf[:n])
 		case err == unix.EINTR:
@@ -222,8 +230,9 @@ func (m *lineMux) runAfter() {
 // more is left, so one bounded round keeps the loop fair.
 func (m *lineMux) drain(s *stream, buf []byte) {
 	for i := 0; i < 4; i++ {
-		n, err := unix.Read(s.fd, buf)
+		n, err := s.read(buf)
 		switch {
+		case n > 0 && s.sink != nil:
 		case n > 0:
 			s.split(buf[:n])
 			if n < len(buf) {
@@ -239,6 +248,19 @@ func (m *lineMux) drain(s *stream, buf []byte) {
 	}
 }
 
+// read reads s once: into buf for a Lines stream, through the sink for a
+// Copy stream.
+func (s *stream) read(buf []byte) (int, error) {
+	if s.sink != nil {
+		n, err := s.sink.Take(s.fd)
+		if n < 0 { // a sink that passed on read(2)'s -1
+			n = 0
+		}
+		return n, err
+	}
+	return unix.Read(s.fd, buf)
+}
+
 // finish delivers s's last partial line, closes it and tells its process.
 func (m *lineMux) finish(s *stream) {
 	if len(s.acc) > 0 && s.onLine != nil {
@@ -248,6 +270,9 @@ func (m *lineMux) finish(s *stream) {
 	unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
 	unix.Close(s.fd)
 	delete(m.streams, s.fd)
+	if s.release != nil {
+		s.release()
+	}
 	s.proc.readerDone()
 }
 

@@ -1,0 +1,144 @@
+package procs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// bufSink is a Sink that keeps everything in memory, reading with buffers
+// of size n, and counts its calls.
+type bufSink struct {
+	mu    sync.Mutex
+	n     int
+	buf   bytes.Buffer
+	takes int
+	eof   bool
+}
+
+func (s *bufSink) Take(fd int) (int, error) {
+	b := make([]byte, s.n)
+	n, err := unix.Read(fd, b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.takes++
+	if n > 0 {
+		s.buf.Write(b[:n])
+	}
+	if n == 0 && err == nil {
+		s.eof = true
+	}
+	return n, err
+}
+
+func (s *bufSink) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.buf.Bytes())
+}
+
+// TestCopyOutputBeforeExit checks that a Copy output gets every byte,
+// unframed, before the exit is delivered with DrainOutput, beside a Lines
+// output of the same process read by the other reader.
+func TestCopyOutputBeforeExit(t *testing.T) {
+	r, _ := newTestReaper(t)
+	// 3 MB of varied bytes, several times the pipe, no trailing newline.
+	script := `head -c 3000000 /dev/urandom | od -An -tx1 -v | tr -d ' \n' | head -c 3000000; printf 'last words' >&2`
+	for i := 0; i < 3; i++ {
+		sink := &bufSink{n: 1 << 20}
+		var errLines lineLog
+		p, ch := spawn(t, r, Spec{
+			Argv:        []string{"sh", "-c", script + "; echo done >&2"},
+			Stdout:      Output{Kind: Copy, Sink: sink},
+			Stderr:      errLines.output(),
+			DrainOutput: true,
+		})
+		e := waitExit(t, ch)
+		if e.Code() != 0 {
+			t.Fatalf("exit %s", e)
+		}
+		// No wait: with DrainOutput the exit comes after the output.
+		got := sink.bytes()
+		if len(got) != 3000000 || bytes.ContainsAny(got, " \n") {
+			t.Fatalf("copied %d bytes", len(got))
+		}
+		errLines.mu.Lock()
+		lines := strings.Join(errLines.lines, "|")
+		errLines.mu.Unlock()
+		if lines != "last wordsdone" {
+			t.Fatalf("stderr lines %q", lines)
+		}
+		waitClosed(t, p.OutputDone(), "output")
+	}
+	if n := r.enlarged.Load(); n != 0 {
+		t.Fatalf("%d enlarged pipes still counted after their streams ended", n)
+	}
+}
+
+// TestCopyOutputExact compares what a sink got with what the program
+// wrote, byte for byte, read in 64 KiB pieces.
+func TestCopyOutputExact(t *testing.T) {
+	r, _ := newTestReaper(t)
+	src := make([]byte, 5<<20)
+	for i := range src {
+		src[i] = byte(i*7 + i>>9)
+	}
+	file := t.TempDir() + "/src"
+	if err := os.WriteFile(file, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sink := &bufSink{n: 64 << 10}
+	_, ch := spawn(t, r, Spec{
+		Argv:        []string{"sh", "-c", "cat " + file},
+		Stdout:      Output{Kind: Copy, Sink: sink},
+		Stderr:      Output{Kind: Null},
+		DrainOutput: true,
+	})
+	waitExit(t, ch)
+	if got := sink.bytes(); sha256.Sum256(got) != sha256.Sum256(src) {
+		t.Fatalf("copied %d bytes, differing from the %d written", len(got), len(src))
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if !sink.eof {
+		t.Fatal("the sink never saw the end of the stream")
+	}
+}
+
+// TestCopyPipeSize checks that a Copy pipe is enlarged while the budget
+// allows, and a Lines pipe is not.
+func TestCopyPipeSize(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 reads F_GETPIPE_SZ here")
+	}
+	r, _ := newTestReaper(t)
+	// F_GETPIPE_SZ = 1032, on the child's own stdout and stderr.
+	prog := `import fcntl,sys; print(fcntl.fcntl(1, 1032), fcntl.fcntl(2, 1032), file=sys.stderr)`
+	var ll lineLog
+	_, ch := spawn(t, r, Spec{
+		Argv:        []string{"python3", "-c", prog},
+		Env:         []string{testPath},
+		Stdout:      Output{Kind: Copy, Sink: &bufSink{n: 4096}},
+		Stderr:      ll.output(),
+		DrainOutput: true,
+	})
+	waitExit(t, ch)
+	got := ll.waitLines(t, 1)
+	if want := "262144 65536"; got[0] != want {
+		t.Fatalf("pipe sizes %q, want %q", got[0], want)
+	}
+}
+
+func TestCopyOutputNeedsSink(t *testing.T) {
+	r, _ := newTestReaper(t)
+	_, err := r.Spawn(Spec{Argv: []string{"/bin/true"}, Stdout: Output{Kind: Copy}}, func(Exit) {})
+	if err == nil || !strings.Contains(err.Error(), "without a sink") {
+		t.Fatalf("err = %v", err)
+	}
+}
