@@ -142,3 +142,51 @@ func TestCopyOutputNeedsSink(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestOutputOnClose checks that OnClose runs once per output: after the
+// last line or Take, and when Spawn fails.
+func TestOutputOnClose(t *testing.T) {
+	r, _ := newTestReaper(t)
+	var mu sync.Mutex
+	var events []string
+	note := func(what string) func() {
+		return func() { mu.Lock(); events = append(events, what); mu.Unlock() }
+	}
+	sink := &bufSink{n: 4096}
+	lines := Output{Kind: Lines, OnLine: func(b []byte, _ bool) { note("line " + string(b))() }, OnClose: note("lines closed")}
+	p, ch := spawn(t, r, Spec{
+		Argv:        []string{"sh", "-c", "echo out; echo err >&2"},
+		Stdout:      Output{Kind: Copy, Sink: sink, OnClose: note("copy closed")},
+		Stderr:      lines,
+		DrainOutput: true,
+	})
+	waitExit(t, ch)
+	waitClosed(t, p.OutputDone(), "output")
+	mu.Lock()
+	got := strings.Join(events, ", ")
+	mu.Unlock()
+	if got != "line err, lines closed, copy closed" && got != "copy closed, line err, lines closed" {
+		t.Fatalf("events: %s", got)
+	}
+	if string(sink.bytes()) != "out\n" {
+		t.Fatalf("copied %q", sink.bytes())
+	}
+	mu.Lock()
+	events = nil
+	mu.Unlock()
+	if _, err := r.Spawn(Spec{Argv: []string{"/nonexistent/x"}, Stdout: Output{Kind: Copy, Sink: sink, OnClose: note("copy")}, Stderr: lines}, func(Exit) {}); err == nil {
+		t.Fatal("spawned a missing binary")
+	}
+	if got := strings.Join(events, ", "); got != "copy, lines closed" {
+		t.Fatalf("after a failed spawn: %s", got)
+	}
+	mu.Lock()
+	events = nil
+	mu.Unlock()
+	if _, err := r.Spawn(Spec{Argv: []string{"no-such-command-here"}, Stdout: Output{Kind: Copy, Sink: sink, OnClose: note("copy")}}, func(Exit) {}); err == nil {
+		t.Fatal("spawned a missing command")
+	}
+	if got := strings.Join(events, ", "); got != "copy" {
+		t.Fatalf("after a failed lookup: %s", got)
+	}
+}

@@ -119,6 +119,12 @@ type Output struct {
 	OnLine func(line []byte, partial bool)
 	// Sink takes the bytes of a Copy output.
 	Sink Sink
+	// OnClose, when set, is called once for a Lines or Copy output, from
+	// its reader goroutine, after the last line or Take, once the pipe is
+	// closed: the program and every descendant that held it are done
+	// with it, or CloseOutput cut it. When Spawn fails, it is called
+	// before Spawn returns.
+	OnClose func()
 }
 
 // Sink takes the bytes of a Copy output straight from its pipe. Take is
@@ -157,6 +163,18 @@ const (
 // once it has read the pipes), possibly before Spawn returns; it must not block for long
 // (forward it to an event loop). Failures to start are *SpawnError.
 func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
+	p, err := r.spawn(spec, onExit)
+	if err != nil {
+		for _, o := range []Output{spec.Stdout, spec.Stderr} {
+			if (o.Kind == Lines || o.Kind == Copy) && o.OnClose != nil {
+				o.OnClose()
+			}
+		}
+	}
+	return p, err
+}
+
+func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 	if len(spec.Argv) == 0 {
 		return nil, &SpawnError{Op: "exec", Path: "", Err: ErrNoArgv}
 	}
@@ -182,6 +200,7 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		fd     int
 		onLine func([]byte, bool)
 		sink   Sink
+		close  func()
 		big    bool // enlarged by enlargeCopyPipe
 	}
 	var streams []lineStream
@@ -248,9 +267,9 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 			childEnds = append(childEnds, pw)
 			parentFDs = append(parentFDs, fds[0])
 			if o.Kind == Copy {
-				streams = append(streams, lineStream{fd: fds[0], sink: o.Sink, big: r.enlargeCopyPipe(fds[0])})
+				streams = append(streams, lineStream{fd: fds[0], sink: o.Sink, close: o.OnClose, big: r.enlargeCopyPipe(fds[0])})
 			} else {
-				streams = append(streams, lineStream{fd: fds[0], onLine: o.OnLine})
+				streams = append(streams, lineStream{fd: fds[0], onLine: o.OnLine, close: o.OnClose})
 			}
 			return pw, nil
 		}
@@ -314,13 +333,18 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		// at the exit finds the streams.
 		for _, s := range streams {
 			if s.sink != nil {
-				var release func()
+				release := s.close
 				if s.big {
-					release = func() { r.enlarged.Add(-1) }
+					release = func() {
+						r.enlarged.Add(-1)
+						if s.close != nil {
+							s.close()
+						}
+					}
 				}
 				r.copies.add(s.fd, p, nil, s.sink, release)
 			} else {
-				r.lines.add(s.fd, p, s.onLine, nil, nil)
+				r.lines.add(s.fd, p, s.onLine, nil, s.close)
 			}
 		}
 	}
