@@ -136,7 +136,7 @@ Flags:
 }
 
 func TestUnknownCommand(t *testing.T) {
-	all := "; commands: run, validate, status, start, stop, restart, reset, signal, reload, shutdown, check, version, help"
+	all := "; commands: run, validate, status, start, stop, restart, reset, signal, reload, shutdown, logs, reopen-logs, check, version, help"
 	for name, want := range map[string]string{
 		"statuss": `unknown command "statuss" (did you mean "status"?)`,
 		"stat":    `unknown command "stat" (did you mean "start"?)`,

@@ -99,6 +99,8 @@ type Response struct {
 	Message  string          `json:"message,omitempty"`
 	Results  []Result        `json:"results,omitempty"`
 	Programs []ProgramStatus `json:"programs,omitempty"`
+	// Logs is a reply of CmdLogs.
+	Logs *LogChunk `json:"logs,omitempty"`
 }
 
 // Result is the outcome of a command for one program.
@@ -127,6 +129,21 @@ type ProgramStatus struct {
 	Error string `json:"error,omitempty"`
 	// WaitingFor lists dependencies that are not ready yet.
 	WaitingFor []string `json:"waiting_for,omitempty"`
+	// Output counts what was lost of the program's output, since the
+	// supervisor started.
+	Output *OutputStatus `json:"output,omitempty"`
+}
+
+// OutputStatus counts the output of a program that reached none of its
+// destinations.
+type OutputStatus struct {
+	// DroppedLines were above log_rate.
+	DroppedLines uint64 `json:"dropped_lines"`
+	// DroppedBytes could not be written to the program's log file (a
+	// full disk, an unwritable file).
+	DroppedBytes uint64 `json:"dropped_bytes"`
+	// FileError is why, while the file still cannot be written.
+	FileError string `json:"file_error,omitempty"`
 }
 
 // BreakerStatus is the restart circuit breaker of a program.

@@ -41,6 +41,8 @@ func (s *Supervisor) controlHandlers() control.Handlers {
 	for name := range loopCommands {
 		hs[name] = unary
 	}
+	hs[control.CmdLogs] = s.cmdLogs
+	hs[control.CmdReopenLogs] = control.Unary(s.cmdReopenLogs)
 	return hs
 }
 
@@ -212,6 +214,7 @@ func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFi
 			StatusText: p.statusText,
 			WaitingFor: p.m.WaitingFor(),
 		}
+		st.Output = s.out.logs.outputStatus(p.name)
 		if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
 			st.Error = l.Error
 		}

@@ -2,36 +2,51 @@ package main
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/supervise/supervise/control"
 )
 
-// lineWriter formats program output lines exactly as the supervisor's zap
-// logger would (console or JSON, same fields), without a structured log
-// call per line: it caches the console timestamp per millisecond, escapes
-// only when a line needs it, and appends into one reused buffer.
+// lineWriter writes the output lines of programs to the supervisor's log
+// (SPEC §14), in the console format `TIME NAME | line` (stderr lines with
+// "!" for "|"; names padded to the longest name of the configuration and,
+// on a terminal without NO_COLOR, coloured per program), or in JSON, one
+// object per line with ts, program, stream, line (and partial). It is the
+// hot path of program output: it reads the clock once per read round and
+// formats the console time once per millisecond, escapes only when a line
+// needs it, and appends into one reused buffer.
 type lineWriter struct {
 	w     zapcore.WriteSyncer
 	json  bool
+	color bool
 	level zap.AtomicLevel
+	width atomic.Int64 // the name width, set by the event loop
 
 	mu      sync.Mutex
 	buf     []byte
 	stampMs int64
 	stamp   []byte
-	batch   int       // open batches (read rounds of program output)
-	now     time.Time // the time of the lines of the open batch
-	secUnix int64     // the second jsonSec and jsonTZ were formatted for
-	jsonSec []byte    // "2006-01-02T15:04:05"
-	jsonTZ  []byte    // "Z" or "+07:00"
+	batch   int               // open batches (read rounds of program output)
+	now     time.Time         // the time of the lines of the open batch
+	secUnix int64             // the second jsonSec and jsonTZ were formatted for
+	jsonSec []byte            // "2006-01-02T15:04:05"
+	jsonTZ  []byte            // "Z" or "+07:00"
+	colors  map[string]string // NameColor by program, when color
 }
 
-func newLineWriter(w zapcore.WriteSyncer, format string, level zap.AtomicLevel) *lineWriter {
-	return &lineWriter{w: w, json: format == "json", level: level}
+// newLineWriter returns the writer of format ("console" or "json") to w;
+// color colours the console format.
+func newLineWriter(w zapcore.WriteSyncer, format string, level zap.AtomicLevel, color bool) *lineWriter {
+	return &lineWriter{w: w, json: format == "json", color: color && format != "json", level: level}
 }
+
+// SetNameWidth sets the width names are padded to in the console format.
+func (l *lineWriter) SetNameWidth(n int) { l.width.Store(int64(n)) }
 
 // Batch opens (begin) or closes a read round of program output; the lines
 // of a round share one timestamp, taken when it opens.
@@ -49,11 +64,9 @@ func (l *lineWriter) Batch(begin bool) {
 	}
 }
 
-// WriteLine writes one output line of program's stream.
-func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool) {
-	if !l.level.Enabled(zapcore.InfoLevel) {
-		return
-	}
+// WriteLine writes one output line of program's stream (nothing below the
+// info level) and returns the time it stamped it with.
+func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Lines read in one round arrived together: one clock read serves them
@@ -62,16 +75,19 @@ func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool
 	if l.batch == 0 {
 		now = time.Now()
 	}
+	if !l.level.Enabled(zapcore.InfoLevel) {
+		return now
+	}
 	b := l.buf[:0]
 	if l.json {
-		b = append(b, `{"level":"info","time":"`...)
+		b = append(b, `{"ts":"`...)
 		b = l.appendRFC3339Nano(b, now)
-		b = append(b, `","msg":"`...)
-		b = appendJSONString(b, line)
 		b = append(b, `","program":"`...)
 		b = appendJSONString(b, []byte(program))
 		b = append(b, `","stream":"`...)
 		b = append(b, stream...)
+		b = append(b, `","line":"`...)
+		b = appendJSONString(b, line)
 		b = append(b, '"')
 		if partial {
 			b = append(b, `,"partial":true`...)
@@ -80,26 +96,30 @@ func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool
 	} else {
 		if ms := now.UnixMilli(); ms != l.stampMs || l.stamp == nil {
 			l.stampMs = ms
-			l.stamp = now.AppendFormat(l.stamp[:0], consoleTimeLayout)
+			l.stamp = now.AppendFormat(l.stamp[:0], control.ConsoleTimeLayout)
 		}
-		b = append(b, l.stamp...)
-		b = append(b, "\tINFO\t"...)
-		b = append(b, line...)
-		b = append(b, "\t{\"program\": \""...)
-		b = appendJSONString(b, []byte(program))
-		b = append(b, "\", \"stream\": \""...)
-		b = append(b, stream...)
-		b = append(b, '"')
-		if partial {
-			b = append(b, `, "partial": true`...)
+		color := ""
+		if l.color {
+			if color = l.colors[program]; color == "" {
+				if l.colors == nil {
+					l.colors = map[string]string{}
+				}
+				color = control.NameColor(program)
+				l.colors[program] = color
+			}
 		}
-		b = append(b, "}\n"...)
+		sep := control.SepStdout
+		if stream == "stderr" {
+			sep = control.SepStderr
+		}
+		b = control.AppendConsole(b, l.stamp, program, int(l.width.Load()), sep, color, line)
 	}
 	l.w.Write(b)
 	if cap(b) > 256<<10 {
 		b = nil // after a huge line, do not keep its buffer
 	}
 	l.buf = b
+	return now
 }
 
 // appendJSONString appends s escaped for a JSON string (without quotes),
