@@ -148,7 +148,10 @@ func PrintResponse(w io.Writer, _ *Invocation, r Response) error {
 // {"programs": [...]}.
 func printStatus(w io.Writer, inv *Invocation, r Response) error {
 	if !inv.Bool("json") {
-		return WriteTable(w, r.Programs)
+		if err := WriteTable(w, r.Programs); err != nil {
+			return err
+		}
+		return writeOutputLosses(w, r.Programs)
 	}
 	progs := r.Programs
 	if progs == nil {

@@ -202,6 +202,37 @@ func (l LogLine) AppendConsole(b []byte, width int, color bool) []byte {
 	return AppendConsole(b, l.TS.Local().AppendFormat(stamp[:0], ConsoleTimeLayout), l.Program, width, Separator(l.Stream), c, []byte(l.Line))
 }
 
+// writeOutputLosses follows the status table with a line for each
+// program that lost output: "web: output lost: 12 lines above log_rate,
+// 4096 bytes not written to its log file (write log file: no space left
+// on device)".
+func writeOutputLosses(w io.Writer, ps []ProgramStatus) error {
+	var b strings.Builder
+	for _, p := range ps {
+		o := p.Output
+		if o == nil || (o.DroppedLines == 0 && o.DroppedBytes == 0 && o.FileError == "") {
+			continue
+		}
+		var parts []string
+		if o.DroppedLines > 0 {
+			parts = append(parts, Plural(o.DroppedLines, "line")+" above log_rate")
+		}
+		if o.DroppedBytes > 0 {
+			parts = append(parts, Plural(o.DroppedBytes, "byte")+" not written to its log file")
+		}
+		line := p.Name + ": output lost: " + strings.Join(parts, ", ")
+		if len(parts) == 0 {
+			line = p.Name + ": log file"
+		}
+		if o.FileError != "" {
+			line += " (" + o.FileError + ")"
+		}
+		b.WriteString(line + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
 // printLogs prints the lines of a reply of `supervise logs`: in the
 // console format, or with --json one object per line. Notes go to
 // standard error.

@@ -181,3 +181,19 @@ func TestSenderPacing(t *testing.T) {
 	}
 	noReports(t, reported)
 }
+
+func TestStatusShowsOutputLosses(t *testing.T) {
+	var b bytes.Buffer
+	inv, _ := Commands.Lookup(CmdStatus).ParseArgs(nil)
+	err := printStatus(&b, inv, Response{OK: true, Programs: []ProgramStatus{
+		{Name: "quiet", State: "running", Output: &OutputStatus{}},
+		{Name: "web", State: "running", Output: &OutputStatus{DroppedLines: 12, DroppedBytes: 1, FileError: "write log file: no space left on device"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.HasSuffix(out, "\nweb: output lost: 12 lines above log_rate, 1 byte not written to its log file (write log file: no space left on device)\n") || strings.Contains(out, "quiet: output") {
+		t.Errorf("status:\n%s", out)
+	}
+}

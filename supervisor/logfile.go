@@ -17,6 +17,7 @@ import (
 
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/procs"
 )
 
 // This file is the supervisor's side of `stdout = "/path"` with
@@ -84,6 +85,7 @@ type logFile struct {
 	compress bool
 	f        *os.File // nil while the file cannot be opened
 	size     int64
+	midLine  bool      // the file does not end with a newline
 	err      error     // why f is nil, or why the last write failed
 	retryAt  time.Time // the next open attempt while f is nil
 	noRotate time.Time // a rotation failed: do not try again before
@@ -199,7 +201,7 @@ func (f *logFile) openLocked() {
 	if err == nil {
 		var st os.FileInfo
 		if st, err = file.Stat(); err == nil {
-			f.f, f.size, f.err = file, st.Size(), nil
+			f.f, f.size, f.err, f.midLine = file, st.Size(), nil, false
 			if !st.Mode().IsRegular() {
 				f.maxSize = 0
 			}
@@ -260,9 +262,11 @@ func (f *logFile) writeLine(line []byte, partial bool, pl *progLog) {
 }
 
 // write appends b, rotating first when it would grow the file past
-// log_max_size: the part that fits up to its last newline goes to the old
-// file, so files end at line boundaries unless a line is longer than a
-// whole file. What cannot be written is dropped and counted for pl.
+// log_max_size: the part that fits, up to its last newline, goes to the
+// old file, so that files end at line boundaries. A file whose last line
+// is unfinished gets the rest of it first, up to procs.MaxLine past the
+// limit, and a line longer than a whole file is cut. What cannot be
+// written is dropped and counted for pl.
 func (f *logFile) write(b []byte, pl *progLog) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -290,11 +294,21 @@ func (f *logFile) writeLocked(b []byte, pl *progLog) {
 		if room > 0 {
 			k = bytes.LastIndexByte(b[:room], '\n') + 1
 		}
-		if k == 0 && f.size == 0 {
+		switch over := f.maxSize + procs.MaxLine - f.size; {
+		case k == 0 && f.midLine && over > 0:
+			// Finish the file's last line before rotating.
+			k = int(min(int64(len(b)), over))
+			if i := bytes.IndexByte(b[:k], '\n'); i >= 0 {
+				k = i + 1
+			}
+		case k == 0 && f.size == 0:
 			k = int(room) // one line longer than a whole file: cut it
 		}
 		f.writeAll(b[:k], pl)
 		b = b[k:]
+		if len(b) == 0 && f.midLine && f.size < f.maxSize+procs.MaxLine {
+			return // the line goes on in the next write
+		}
 		if err := f.rotateLocked(); err != nil {
 			f.noRotate = f.set.clk.Now().Add(fileErrorEvery)
 			f.warn(err, 0)
@@ -309,6 +323,9 @@ func (f *logFile) writeAll(b []byte, pl *progLog) {
 	}
 	n, err := f.f.Write(b)
 	f.size += int64(n)
+	if n > 0 {
+		f.midLine = b[n-1] != '\n'
+	}
 	if err != nil {
 		f.err = fmt.Errorf("write log file: %w", err)
 		f.drop(len(b)-n, pl)

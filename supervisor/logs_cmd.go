@@ -32,7 +32,8 @@ func (s *Supervisor) cmdLogs(ctx context.Context, req control.Request, out *cont
 	var since time.Time
 	if v := req.Param(control.ParamSince); v != "" {
 		var err error
-		if since, err = control.ParseSince(v, s.clk.Now()); err != nil {
+		// Lines are stamped by the wall clock of the line writer.
+		if since, err = control.ParseSince(v, time.Now()); err != nil {
 			return fmt.Errorf("since: %w", err)
 		}
 	}

@@ -191,5 +191,15 @@ func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 			fmt.Fprintf(&b, "supervise_program_heartbeat_age_seconds{program=%q} %g\n", p.Name, *p.Heartbeat.AgeSeconds)
 		}
 	})
+	family("supervise_program_output_dropped_lines_total", "counter", "Output lines dropped above log_rate.", func(p control.ProgramStatus) {
+		if p.Output != nil {
+			fmt.Fprintf(&b, "supervise_program_output_dropped_lines_total{program=%q} %d\n", p.Name, p.Output.DroppedLines)
+		}
+	})
+	family("supervise_program_output_dropped_bytes_total", "counter", "Output bytes that could not be written to the program's log file.", func(p control.ProgramStatus) {
+		if p.Output != nil {
+			fmt.Fprintf(&b, "supervise_program_output_dropped_bytes_total{program=%q} %d\n", p.Name, p.Output.DroppedBytes)
+		}
+	})
 	w.Write([]byte(b.String()))
 }
