@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,7 +77,7 @@ func TestCopyOutputBeforeExit(t *testing.T) {
 		}
 		waitClosed(t, p.OutputDone(), "output")
 	}
-	if n := r.enlarged.Load(); n != 0 {
+	if n := r.pipes.n.Load(); n != 0 {
 		t.Fatalf("%d enlarged pipes still counted after their streams ended", n)
 	}
 }
@@ -165,7 +166,7 @@ func TestOutputOnClose(t *testing.T) {
 	mu.Lock()
 	got := strings.Join(events, ", ")
 	mu.Unlock()
-	if got != "line err, lines closed, copy closed" && got != "copy closed, line err, lines closed" {
+	if got != "line err, lines closed, copy closed" && got != "copy closed, line err, lines closed" && got != "line err, copy closed, lines closed" {
 		t.Fatalf("events: %s", got)
 	}
 	if string(sink.bytes()) != "out\n" {
@@ -188,5 +189,64 @@ func TestOutputOnClose(t *testing.T) {
 	}
 	if got := strings.Join(events, ", "); got != "copy" {
 		t.Fatalf("after a failed lookup: %s", got)
+	}
+}
+
+// TestOutputOnRoundEnd checks that every line delivered is followed, in
+// its round, by OnRoundEnd, and that the last round ends before the exit
+// is delivered (DrainOutput).
+func TestOutputOnRoundEnd(t *testing.T) {
+	r, _ := newTestReaper(t)
+	var mu sync.Mutex
+	pending, lines, rounds := 0, 0, 0
+	out := Output{Kind: Lines,
+		OnLine: func([]byte, bool) { mu.Lock(); pending++; lines++; mu.Unlock() },
+		OnRoundEnd: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if pending == 0 {
+				t.Error("a round end without lines")
+			}
+			pending = 0
+			rounds++
+		},
+	}
+	_, ch := spawn(t, r, Spec{Argv: []string{"sh", "-c", "seq 1 20000; sleep 0.05; echo last"}, Stdout: out, Stderr: Output{Kind: Null}, DrainOutput: true})
+	waitExit(t, ch)
+	mu.Lock()
+	defer mu.Unlock()
+	if lines != 20001 || pending != 0 || rounds < 2 {
+		t.Fatalf("%d lines, %d rounds, %d lines without a round end at the exit", lines, rounds, pending)
+	}
+}
+
+// TestBusyLinesPipeGrows: a Lines pipe that stays full is enlarged, and
+// its budget is given back when it closes.
+func TestBusyLinesPipeGrows(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 reads F_GETPIPE_SZ here")
+	}
+	r, _ := newTestReaper(t)
+	prog := `import fcntl,sys
+line = b"x" * 99 + b"\n"
+for i in range(40000): sys.stdout.buffer.write(line)
+sys.stdout.flush()
+print(fcntl.fcntl(1, 1032), file=sys.stderr)`
+	n := 0
+	slow := Output{Kind: Lines, OnLine: func([]byte, bool) {
+		if n++; n%100 == 0 {
+			time.Sleep(200 * time.Microsecond) // a slow reader: the pipe stays full
+		}
+	}}
+	var ll lineLog
+	_, ch := spawn(t, r, Spec{Argv: []string{"python3", "-c", prog}, Env: []string{testPath}, Stdout: slow, Stderr: ll.output(), DrainOutput: true})
+	waitExit(t, ch)
+	if got := ll.waitLines(t, 1); got[0] != "262144" {
+		t.Fatalf("the busy pipe holds %s bytes, want 262144", got[0])
+	}
+	for deadline := time.Now().Add(waitLimit); r.pipes.n.Load() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the budget of the big pipe was not given back")
+		}
 	}
 }

@@ -24,9 +24,11 @@ type lineMux struct {
 	toClose  []*Process      // CloseOutput requests
 	flushes  []flushReq      // drain requests of exited processes
 	after    []func()        // flush callbacks due after the current round
+	dirty    []*stream       // streams that delivered lines this round, with onRoundEnd
 	stopping bool
 	done     chan struct{}
 	batch    func(begin bool) // may be nil
+	pipes    *pipeBudget      // enlarges busy Lines pipes; may be nil
 }
 
 // flushReq asks to read p's pipes empty, then call fn.
@@ -43,10 +45,14 @@ type stream struct {
 	onLine  func([]byte, bool)
 	sink    Sink
 	release func() // called once the pipe is closed; may be nil
+	round   func() // Output.OnRoundEnd; may be nil
+	inRound bool   // in the mux's dirty list
+	full    int    // reads in a row that filled the buffer
+	big     bool   // enlarged by the mux: release its budget at the end
 	acc     []byte // the line being assembled; nil while none is
 }
 
-func newLineMux(batch func(begin bool)) (*lineMux, error) {
+func newLineMux(batch func(begin bool), pipes *pipeBudget) (*lineMux, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("procs: epoll: %w", err)
@@ -61,16 +67,16 @@ func newLineMux(batch func(begin bool)) (*lineMux, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("procs: epoll add: %w", err)
 	}
-	m := &lineMux{epfd: epfd, wake: wake, streams: map[int]*stream{}, done: make(chan struct{}), batch: batch}
+	m := &lineMux{epfd: epfd, wake: wake, streams: map[int]*stream{}, done: make(chan struct{}), batch: batch, pipes: pipes}
 	go m.loop()
 	return m, nil
 }
 
 // add hands a non-blocking read end to the loop: a Lines stream (onLine)
 // or a Copy stream (sink).
-func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool), sink Sink, release func()) {
+func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool), sink Sink, release, round func()) {
 	m.mu.Lock()
-	m.pending = append(m.pending, &stream{fd: fd, proc: p, onLine: onLine, sink: sink, release: release})
+	m.pending = append(m.pending, &stream{fd: fd, proc: p, onLine: onLine, sink: sink, release: release, round: round})
 	m.mu.Unlock()
 	m.poke()
 }
@@ -145,6 +151,7 @@ func (m *lineMux) loop() {
 				m.drain(s, buf)
 			}
 		}
+		m.endRound()
 		if m.batch != nil {
 			m.batch(false)
 		}
@@ -204,6 +211,7 @@ func (m *lineMux) drainAll(s *stream) {
 		case n > 0 && s.sink != nil:
 		case n > 0:
 			s.split(buf[:n])
+			m.touched(s)
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
 			return
@@ -216,6 +224,28 @@ func (m *lineMux) drainAll(s *stream) {
 
 // maxFlushReads bounds the reads of one flush (64 MiB of 64 KiB reads).
 const maxFlushReads = 1024
+
+// busyReads is the number of rounds in a row that find a Lines pipe full
+// after which it is made big.
+const busyReads = 8
+
+// touched notes that s delivered lines in this round.
+func (m *lineMux) touched(s *stream) {
+	if s.round != nil && !s.inRound {
+		s.inRound = true
+		m.dirty = append(m.dirty, s)
+	}
+}
+
+// endRound calls the OnRoundEnd of the streams that delivered lines.
+func (m *lineMux) endRound() {
+	dirty := m.dirty
+	m.dirty = m.dirty[:0]
+	for _, s := range dirty {
+		s.inRound = false
+		s.round()
+	}
+}
 
 // runAfter calls the flush callbacks of the round that just ended.
 func (m *lineMux) runAfter() {
@@ -235,6 +265,18 @@ func (m *lineMux) drain(s *stream, buf []byte) {
 		case n > 0 && s.sink != nil:
 		case n > 0:
 			s.split(buf[:n])
+			m.touched(s)
+			if i == 0 {
+				// A pipe found (nearly: a pipe's pages are not always
+				// filled) full round after round is busy, its program
+				// waiting for the reader: a larger pipe lets the program
+				// write more per wakeup.
+				if n < len(buf)*3/4 {
+					s.full = 0
+				} else if s.full++; s.full == busyReads && m.pipes != nil && !s.big {
+					s.big = m.pipes.enlarge(s.fd)
+				}
+			}
 			if n < len(buf) {
 				return
 			}
@@ -265,6 +307,7 @@ func (s *stream) read(buf []byte) (int, error) {
 func (m *lineMux) finish(s *stream) {
 	if len(s.acc) > 0 && s.onLine != nil {
 		s.onLine(s.acc, false)
+		m.touched(s)
 	}
 	s.acc = nil
 	unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
@@ -272,6 +315,9 @@ func (m *lineMux) finish(s *stream) {
 	delete(m.streams, s.fd)
 	if s.release != nil {
 		s.release()
+	}
+	if s.big {
+		m.pipes.release()
 	}
 	s.proc.readerDone()
 }
@@ -294,6 +340,7 @@ func (m *lineMux) closeAll() {
 	for _, f := range flushes {
 		m.after = append(m.after, f.fn)
 	}
+	m.endRound()
 	m.runAfter()
 }
 

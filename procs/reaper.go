@@ -92,7 +92,7 @@ type Reaper struct {
 	lines  *lineMux // reads every Lines output
 	copies *lineMux // reads every Copy output; made at the first one
 
-	enlarged atomic.Int32 // Copy pipes given copyPipeSize, still open
+	pipes    pipeBudget // pipes given bigPipeSize, still open
 }
 
 // NewReaper installs SIGCHLD handling (signal.Notify with an explicit list),
@@ -117,7 +117,7 @@ func NewReaper(opts ReaperOptions) (*Reaper, error) {
 	if r.clock == nil {
 		r.clock = clock.Real()
 	}
-	lines, err := newLineMux(opts.OutputBatch)
+	lines, err := newLineMux(opts.OutputBatch, &r.pipes)
 	if err != nil {
 		running.Store(false)
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -119,6 +120,12 @@ type Output struct {
 	OnLine func(line []byte, partial bool)
 	// Sink takes the bytes of a Copy output.
 	Sink Sink
+	// OnRoundEnd, when set, is called for a Lines output at the end of
+	// each read round in which OnLine was called for it, from the same
+	// goroutine, before the round's exits are delivered (DrainOutput). A
+	// round reads every pipe that has data; a consumer may gather the
+	// lines of a round and publish them at once.
+	OnRoundEnd func()
 	// OnClose, when set, is called once for a Lines or Copy output, from
 	// its reader goroutine, after the last line or Take, once the pipe is
 	// closed: the program and every descendant that held it are done
@@ -144,18 +151,38 @@ type Sink interface {
 	Take(fd int) (int, error)
 }
 
-// copyPipeSize is the capacity given to Copy pipes, above the kernel's
-// 64 KiB default: with a larger pipe the program blocks less often and
-// each wakeup of the reader moves more (file capture measured 1.5–1.9
-// GB/s with 256 KiB against 1.0–1.3 with 64 KiB). The pages count
-// against the user's pipe-user-pages-soft (64 MiB by default), past
-// which the kernel gives every new pipe of the user one or two pages:
-// copyPipeBudget keeps the enlarged pipes alive at once to an eighth of
-// that.
+// bigPipeSize is the capacity given to Copy pipes, and to Lines pipes
+// found busy, above the kernel's 64 KiB default: with a larger pipe the
+// program blocks less often and each wakeup of the reader moves more
+// (file capture measured 1.5–1.9 GB/s with 256 KiB against 1.0–1.3 with
+// 64 KiB). The pages count against the user's pipe-user-pages-soft (64 MiB
+// by default), past which the kernel gives every new pipe of the user one
+// or two pages: bigPipeBudget keeps the enlarged pipes alive at once to
+// an eighth of that.
 const (
-	copyPipeSize   = 256 << 10
-	copyPipeBudget = 32
+	bigPipeSize   = 256 << 10
+	bigPipeBudget = 32
 )
+
+// pipeBudget counts the enlarged pipes still open.
+type pipeBudget struct{ n atomic.Int32 }
+
+// enlarge gives the pipe of fd bigPipeSize bytes while the budget allows;
+// a refusal leaves the default. It reports whether it did; release must
+// then be called once the pipe is closed.
+func (b *pipeBudget) enlarge(fd int) bool {
+	if b.n.Add(1) > bigPipeBudget {
+		b.n.Add(-1)
+		return false
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, bigPipeSize); err != nil {
+		b.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *pipeBudget) release() { b.n.Add(-1) }
 
 // Spawn starts spec in its own process group and registers onExit before
 // any reaping can happen. onExit is called exactly once, from the reaper
@@ -201,7 +228,8 @@ func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		onLine func([]byte, bool)
 		sink   Sink
 		close  func()
-		big    bool // enlarged by enlargeCopyPipe
+		round  func()
+		big    bool // enlarged by the pipe budget
 	}
 	var streams []lineStream
 	var childEnds []*os.File // closed on every path
@@ -217,7 +245,7 @@ func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		}
 		for _, s := range streams {
 			if s.big {
-				r.enlarged.Add(-1)
+				r.pipes.release()
 			}
 		}
 		return nil, err
@@ -267,9 +295,9 @@ func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 			childEnds = append(childEnds, pw)
 			parentFDs = append(parentFDs, fds[0])
 			if o.Kind == Copy {
-				streams = append(streams, lineStream{fd: fds[0], sink: o.Sink, close: o.OnClose, big: r.enlargeCopyPipe(fds[0])})
+				streams = append(streams, lineStream{fd: fds[0], sink: o.Sink, close: o.OnClose, big: r.pipes.enlarge(fds[0])})
 			} else {
-				streams = append(streams, lineStream{fd: fds[0], onLine: o.OnLine, close: o.OnClose})
+				streams = append(streams, lineStream{fd: fds[0], onLine: o.OnLine, close: o.OnClose, round: o.OnRoundEnd})
 			}
 			return pw, nil
 		}
@@ -310,7 +338,7 @@ func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		mux := r.lines
 		if s.sink != nil {
 			if r.copies == nil {
-				m, err := newLineMux(nil)
+				m, err := newLineMux(nil, nil)
 				if err != nil {
 					r.mu.Unlock()
 					return fail(&SpawnError{Op: "pipe", Path: "output", Err: err})
@@ -336,15 +364,15 @@ func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 				release := s.close
 				if s.big {
 					release = func() {
-						r.enlarged.Add(-1)
+						r.pipes.release()
 						if s.close != nil {
 							s.close()
 						}
 					}
 				}
-				r.copies.add(s.fd, p, nil, s.sink, release)
+				r.copies.add(s.fd, p, nil, s.sink, release, nil)
 			} else {
-				r.lines.add(s.fd, p, s.onLine, nil, s.close)
+				r.lines.add(s.fd, p, s.onLine, nil, s.close, s.round)
 			}
 		}
 	}
@@ -357,22 +385,6 @@ func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		close(p.outputDone)
 	}
 	return p, nil
-}
-
-// enlargeCopyPipe gives a Copy pipe copyPipeSize bytes while fewer than
-// copyPipeBudget enlarged pipes are open; a refusal leaves the default.
-// It reports whether it did; the caller then calls r.enlarged.Add(-1)
-// once the pipe is closed.
-func (r *Reaper) enlargeCopyPipe(fd int) bool {
-	if r.enlarged.Add(1) > copyPipeBudget {
-		r.enlarged.Add(-1)
-		return false
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, copyPipeSize); err != nil {
-		r.enlarged.Add(-1)
-		return false
-	}
-	return true
 }
 
 // startProcess forks from a locked thread whose signal mask is empty for the

@@ -21,7 +21,8 @@ type lineRing struct {
 	maxBytes int // data and index together
 
 	data    []byte      // records, circular; a record never wraps
-	idx     []ringEntry // circular index, len(idx) is its capacity
+	end     int         // where the newest record ends in data
+	idx     []ringEntry // circular index, of a power of two length
 	head    int         // idx position of the oldest entry
 	n       int         // entries held
 	first   uint64      // sequence number of the oldest entry
@@ -75,8 +76,8 @@ func (r *lineRing) setMaxLines(n int) {
 	for r.n > 0 && r.liveBytes() > r.dataLimit() {
 		r.evict()
 	}
-	if len(r.idx) > max(n, ringMinIndex) || len(r.data) > r.dataLimit() {
-		r.resize(min(len(r.data), r.dataLimit()), min(len(r.idx), max(n, ringMinIndex)))
+	if len(r.idx) > pow2(n) || len(r.data) > r.dataLimit() {
+		r.resize(min(len(r.data), r.dataLimit()), min(len(r.idx), pow2(n)))
 	}
 }
 
@@ -85,7 +86,13 @@ func (r *lineRing) setMaxLines(n int) {
 // A line longer than the whole budget is cut to fit.
 func (r *lineRing) add(ts int64, flags uint32, line []byte) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.addLocked(ts, flags, line)
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
+// addLocked is add without the wakeup, under the lock.
+func (r *lineRing) addLocked(ts int64, flags uint32, line []byte) {
 	if r.maxLines <= 0 {
 		return
 	}
@@ -106,8 +113,13 @@ func (r *lineRing) add(ts int64, flags uint32, line []byte) {
 		off, ok = r.place(len(line))
 	}
 	copy(r.data[off:], line)
-	r.idx[(r.head+r.n)%len(r.idx)] = ringEntry{ts: ts, off: uint32(off), lf: uint32(len(line)) | flags}
+	r.idx[(r.head+r.n)&(len(r.idx)-1)] = ringEntry{ts: ts, off: uint32(off), lf: uint32(len(line)) | flags}
 	r.n++
+	r.end = off + len(line)
+}
+
+// notifyLocked wakes the subscribers, under the lock.
+func (r *lineRing) notifyLocked() {
 	for _, c := range r.subs {
 		select {
 		case c <- struct{}{}:
@@ -120,12 +132,10 @@ func (r *lineRing) add(ts int64, flags uint32, line []byte) {
 // goes back to the start of data.
 func (r *lineRing) place(l int) (int, bool) {
 	if r.n == 0 {
-		r.wrapped = false
+		r.wrapped, r.end = false, 0
 		return 0, l <= len(r.data)
 	}
-	oldest := r.idx[r.head]
-	newest := r.idx[(r.head+r.n-1)%len(r.idx)]
-	start, end := int(oldest.off), int(newest.off)+newest.len()
+	start, end := int(r.idx[r.head].off), r.end
 	if r.wrapped {
 		return end, start-end >= l
 	}
@@ -145,20 +155,21 @@ func (r *lineRing) evict() {
 		return
 	}
 	old := r.idx[r.head].off
-	r.head = (r.head + 1) % len(r.idx)
+	r.head = (r.head + 1) & (len(r.idx) - 1)
 	r.n--
 	r.first++
 	if r.n == 0 {
-		r.head, r.wrapped = 0, false
+		r.head, r.wrapped, r.end = 0, false, 0
 	} else if r.wrapped && r.idx[r.head].off < old {
 		r.wrapped = false // the oldest is now below the wrap
 	}
 }
 
-// growIndex doubles the index, within maxLines and the byte budget, of
-// which it takes half at most: short lines are many.
+// growIndex doubles the index, up to the power of two that holds
+// maxLines, within the byte budget, of which it takes half at most: short
+// lines are many.
 func (r *lineRing) growIndex() bool {
-	n := min(max(2*len(r.idx), ringMinIndex), r.maxLines)
+	n := min(max(2*len(r.idx), ringMinIndex), pow2(r.maxLines))
 	if n <= len(r.idx) || n*entrySize > r.maxBytes/2 || n*entrySize+len(r.data) > r.maxBytes {
 		return false
 	}
@@ -186,7 +197,7 @@ func (r *lineRing) growData(need int) bool {
 func (r *lineRing) liveBytes() int {
 	live := 0
 	for i := 0; i < r.n; i++ {
-		live += r.idx[(r.head+i)%len(r.idx)].len()
+		live += r.idx[(r.head+i)&(len(r.idx)-1)].len()
 	}
 	return live
 }
@@ -194,7 +205,7 @@ func (r *lineRing) liveBytes() int {
 // dataLimit is the most data may take: the budget less the room the
 // index may grow to.
 func (r *lineRing) dataLimit() int {
-	return r.maxBytes - max(len(r.idx), min(r.maxLines, r.maxBytes/2/entrySize))*entrySize
+	return r.maxBytes - max(len(r.idx), min(pow2(r.maxLines), r.maxBytes/2/entrySize))*entrySize
 }
 
 // resize copies the entries into new data and index of the given sizes,
@@ -204,13 +215,22 @@ func (r *lineRing) resize(dataSize, idxSize int) {
 	idx := make([]ringEntry, idxSize)
 	off := 0
 	for i := 0; i < r.n; i++ {
-		e := r.idx[(r.head+i)%len(r.idx)]
+		e := r.idx[(r.head+i)&(len(r.idx)-1)]
 		copy(data[off:], r.data[e.off:int(e.off)+e.len()])
 		e.off = uint32(off)
 		off += e.len()
 		idx[i] = e
 	}
-	r.data, r.idx, r.head, r.wrapped = data, idx, 0, false
+	r.data, r.idx, r.head, r.wrapped, r.end = data, idx, 0, false, off
+}
+
+// pow2 returns the least power of two at least n (and ringMinIndex).
+func pow2(n int) int {
+	p := ringMinIndex
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
 // bounds returns the sequence numbers of the oldest line held and of the
@@ -228,7 +248,7 @@ func (r *lineRing) tsAt(seq uint64) (int64, bool) {
 	if seq < r.first || seq >= r.first+uint64(r.n) {
 		return 0, false
 	}
-	return r.idx[(r.head+int(seq-r.first))%len(r.idx)].ts, true
+	return r.idx[(r.head+int(seq-r.first))&(len(r.idx)-1)].ts, true
 }
 
 // firstSince returns the sequence number of the first line held at or
@@ -240,7 +260,7 @@ func (r *lineRing) firstSince(ts int64) uint64 {
 	lo, hi := 0, r.n
 	for lo < hi {
 		m := (lo + hi) / 2
-		if r.idx[(r.head+m)%len(r.idx)].ts < ts {
+		if r.idx[(r.head+m)&(len(r.idx)-1)].ts < ts {
 			lo = m + 1
 		} else {
 			hi = m
@@ -261,7 +281,7 @@ func (r *lineRing) read(from uint64, maxLines int, fn func(seq uint64, ts int64,
 	}
 	end := r.first + uint64(r.n)
 	for ; from < end && maxLines > 0; from++ {
-		e := r.idx[(r.head+int(from-r.first))%len(r.idx)]
+		e := r.idx[(r.head+int(from-r.first))&(len(r.idx)-1)]
 		fn(from, e.ts, e.lf&^ringLenMask, r.data[e.off:int(e.off)+e.len()])
 		maxLines--
 	}

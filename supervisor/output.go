@@ -21,6 +21,7 @@ type outputs struct {
 	lines LineWriter
 	logs  *logStore
 	files *fileSet
+	stage *lineStage
 	// widthOf is the configuration the console's name width was set
 	// for; owned by the event loop.
 	widthOf *conf.Config
@@ -30,7 +31,7 @@ func newOutputs(lw LineWriter, clk clock.Clock, log *zap.Logger) *outputs {
 	if lw == nil {
 		lw = zapLines{log}
 	}
-	return &outputs{lines: lw, logs: newLogStore(), files: newFileSet(clk, log)}
+	return &outputs{lines: lw, logs: newLogStore(), files: newFileSet(clk, log), stage: &lineStage{}}
 }
 
 // close closes the log files once the programs are gone.
@@ -96,7 +97,7 @@ func (s *Supervisor) output(p *program, r *run, stream string, o conf.Output) pr
 		}
 		out.lines.SetNameWidth(w)
 	}
-	name, lw, ring := p.name, out.lines, pl.ring
+	name, lw, ring, stage := p.name, out.lines, pl.ring, out.stage
 	if cfg.LogBuffer == 0 {
 		ring = nil
 	}
@@ -104,7 +105,7 @@ func (s *Supervisor) output(p *program, r *run, stream string, o conf.Output) pr
 	if stream == "stderr" {
 		flags = ringStderr
 	}
-	return procs.Output{Kind: procs.Lines, OnLine: func(line []byte, partial bool) {
+	return procs.Output{Kind: procs.Lines, OnRoundEnd: stage.publish, OnLine: func(line []byte, partial bool) {
 		if lim != nil && !lim.allow() {
 			return
 		}
@@ -114,9 +115,62 @@ func (s *Supervisor) output(p *program, r *run, stream string, o conf.Output) pr
 			if partial {
 				f |= ringPartial
 			}
-			ring.add(at.UnixNano(), f, line)
+			stage.add(ring, at.UnixNano(), f, line)
 		}
 	}}
+}
+
+// lineStage gathers the lines of a read round for the rings, which get
+// them at the round's end (publish, procs.Output.OnRoundEnd) with one
+// lock and one wakeup of their readers per ring, instead of one per line.
+// It is used only by the goroutine that reads every Lines output: all
+// the rings share it.
+type lineStage struct {
+	buf  []byte
+	ents []stagedLine
+}
+
+type stagedLine struct {
+	ring  *lineRing
+	ts    int64
+	flags uint32
+	n     int
+}
+
+// A stage publishes early once it holds stageFlushAt bytes or
+// stageFlushLines lines.
+const (
+	stageFlushAt    = 256 << 10
+	stageFlushLines = 8192
+)
+
+func (st *lineStage) add(r *lineRing, ts int64, flags uint32, line []byte) {
+	st.buf = append(st.buf, line...)
+	st.ents = append(st.ents, stagedLine{ring: r, ts: ts, flags: flags, n: len(line)})
+	if len(st.buf) >= stageFlushAt || len(st.ents) >= stageFlushLines {
+		st.publish()
+	}
+}
+
+// publish hands the gathered lines to their rings, in order.
+func (st *lineStage) publish() {
+	off := 0
+	for i := 0; i < len(st.ents); {
+		r := st.ents[i].ring
+		r.mu.Lock()
+		for ; i < len(st.ents) && st.ents[i].ring == r; i++ {
+			e := st.ents[i]
+			r.addLocked(e.ts, e.flags, st.buf[off:off+e.n])
+			off += e.n
+		}
+		r.notifyLocked()
+		r.mu.Unlock()
+	}
+	clear(st.ents) // no ring stays reachable from here
+	st.buf, st.ents = st.buf[:0], st.ents[:0]
+	if cap(st.buf) > 4*stageFlushAt {
+		st.buf = nil
+	}
 }
 
 // consoleOutput sends the lines of stream of a command that is no program

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -17,9 +16,13 @@ import (
 // "!" for "|"; names padded to the longest name of the configuration and,
 // on a terminal without NO_COLOR, coloured per program), or in JSON, one
 // object per line with ts, program, stream, line (and partial). It is the
-// hot path of program output: it reads the clock once per read round and
+// hot path of program output: it reads the clock once per read round,
 // formats the console time once per millisecond, escapes only when a line
-// needs it, and appends into one reused buffer.
+// needs it, and gathers a round's lines into one write.
+//
+// WriteLine and Batch are called by the one goroutine that reads every
+// Lines output (procs promises it), so they take no lock; SetNameWidth may
+// be called from anywhere.
 type lineWriter struct {
 	w     zapcore.WriteSyncer
 	json  bool
@@ -27,17 +30,19 @@ type lineWriter struct {
 	level zap.AtomicLevel
 	width atomic.Int64 // the name width, set by the event loop
 
-	mu      sync.Mutex
-	buf     []byte
-	stampMs int64
-	stamp   []byte
+	out     []byte            // the lines of the open batch, not written yet
 	batch   int               // open batches (read rounds of program output)
 	now     time.Time         // the time of the lines of the open batch
+	stampMs int64             // the millisecond stamp was formatted for
+	stamp   []byte            // the console time
 	secUnix int64             // the second jsonSec and jsonTZ were formatted for
 	jsonSec []byte            // "2006-01-02T15:04:05"
 	jsonTZ  []byte            // "Z" or "+07:00"
 	colors  map[string]string // NameColor by program, when color
 }
+
+// lineFlushAt is the most a batch gathers before it is written.
+const lineFlushAt = 256 << 10
 
 // newLineWriter returns the writer of format ("console" or "json") to w;
 // color colours the console format.
@@ -48,11 +53,11 @@ func newLineWriter(w zapcore.WriteSyncer, format string, level zap.AtomicLevel, 
 // SetNameWidth sets the width names are padded to in the console format.
 func (l *lineWriter) SetNameWidth(n int) { l.width.Store(int64(n)) }
 
-// Batch opens (begin) or closes a read round of program output; the lines
-// of a round share one timestamp, taken when it opens.
+// Batch opens (begin) or closes a read round of program output. The lines
+// of a round share one timestamp, taken when it opens, and are written
+// together when it closes: before the reader reports an exit, so a
+// program's last lines still come before the entry of its end.
 func (l *lineWriter) Batch(begin bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	switch {
 	case begin:
 		if l.batch == 0 {
@@ -60,15 +65,27 @@ func (l *lineWriter) Batch(begin bool) {
 		}
 		l.batch++
 	case l.batch > 0:
-		l.batch--
+		if l.batch--; l.batch == 0 {
+			l.flush()
+		}
+	}
+}
+
+func (l *lineWriter) flush() {
+	if len(l.out) == 0 {
+		return
+	}
+	l.w.Write(l.out)
+	if cap(l.out) > 4*lineFlushAt {
+		l.out = nil // after a burst of huge lines, do not keep the buffer
+	} else {
+		l.out = l.out[:0]
 	}
 }
 
 // WriteLine writes one output line of program's stream (nothing below the
 // info level) and returns the time it stamped it with.
 func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool) time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	// Lines read in one round arrived together: one clock read serves them
 	// all (the clock read was the biggest cost per line).
 	now := l.now
@@ -78,7 +95,7 @@ func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool
 	if !l.level.Enabled(zapcore.InfoLevel) {
 		return now
 	}
-	b := l.buf[:0]
+	b := l.out
 	if l.json {
 		b = append(b, `{"ts":"`...)
 		b = l.appendRFC3339Nano(b, now)
@@ -114,11 +131,10 @@ func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool
 		}
 		b = control.AppendConsole(b, l.stamp, program, int(l.width.Load()), sep, color, line)
 	}
-	l.w.Write(b)
-	if cap(b) > 256<<10 {
-		b = nil // after a huge line, do not keep its buffer
+	l.out = b
+	if l.batch == 0 || len(b) >= lineFlushAt {
+		l.flush()
 	}
-	l.buf = b
 	return now
 }
 
