@@ -92,7 +92,7 @@ type Reaper struct {
 	lines  *lineMux // reads every Lines output
 	copies *lineMux // reads every Copy output; made at the first one
 
-	pipes    pipeBudget // pipes given bigPipeSize, still open
+	pipes pipeBudget // pipes given bigPipeSize, still open
 }
 
 // NewReaper installs SIGCHLD handling (signal.Notify with an explicit list),
