@@ -211,7 +211,7 @@ stdout = "./f.log"
 	if r := s.ctl(t, "logs", "nope"); r.code != 1 || !strings.Contains(r.stderr, `no program named "nope"`) {
 		t.Fatalf("logs nope: %s", r)
 	}
-	if r := s.ctl(t, "logs", "--since", "soon"); r.code == 0 || !strings.Contains(r.stderr, "since") {
+	if r := s.ctl(t, "logs", "--since", "soon"); r.code != 2 || !strings.Contains(r.stderr, "--since: invalid time") {
 		t.Fatalf("logs --since soon: %s", r)
 	}
 }

@@ -224,6 +224,11 @@ func cmdCheck(inv *control.Invocation, stdout, _ io.Writer) (int, error) {
 // its replies: exit 0, or 1 when the request failed or any program's
 // result did.
 func cmdControl(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	if v := inv.Value(control.ParamSince); v != "" && inv.Command.Name == control.CmdLogs {
+		if _, err := control.ParseSince(v, time.Now()); err != nil {
+			return 2, usageError{fmt.Sprintf("--since: %v", err)}
+		}
+	}
 	path, code, err := socketFor(inv.Value("config"), inv.Value("socket"))
 	if err != nil {
 		return code, err
