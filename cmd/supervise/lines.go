@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -143,6 +144,10 @@ func (l *lineWriter) WriteLine(program, stream string, line []byte, partial bool
 func appendJSONString(b, s []byte) []byte {
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs a look.
+		for i+8 <= len(s) && !jsonSpecial(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+		}
 		for i < len(s) && jsonSafe[s[i]] {
 			i++
 		}
@@ -179,6 +184,14 @@ func appendJSONString(b, s []byte) []byte {
 		start = i
 	}
 	return append(b, s[start:]...)
+}
+
+// jsonSpecial reports whether any byte of w is a control character, '"',
+// '\\' or not ASCII (the bytes appendJSONString must look at).
+func jsonSpecial(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs } // bytes of x that are 0
+	return (w-0x20*ones)&^w&highs|zero(w^0x22*ones)|zero(w^0x5c*ones)|w&highs != 0
 }
 
 // appendRFC3339Nano appends t as time.RFC3339Nano does (trailing zeros of

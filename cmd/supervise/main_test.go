@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"os"
@@ -380,5 +381,37 @@ func TestSocketFor(t *testing.T) {
 	}
 	if got, code, err := socketFor("", ""); got != "/xdg/supervise.sock" || code != 0 || err != nil {
 		t.Errorf("no file: %q, %d, %v", got, code, err)
+	}
+}
+
+// FuzzAppendJSONString checks that any line becomes a JSON string that
+// decodes to the line, each byte of invalid UTF-8 as U+FFFD.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"plain", `a"b\c`, "tab\tnl\ncr\r\x00\x1f\x7f", "héllo ✓", "\xff\xfe", "0123456789abcdef\"", strings.Repeat("x", 99)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		b := appendJSONString([]byte(`"`), s)
+		b = append(b, '"')
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q gave invalid JSON %q: %v", s, b, err)
+		}
+		if want := string([]rune(string(s))); got != want {
+			t.Fatalf("%q decodes to %q, want %q", s, got, want)
+		}
+	})
+}
+
+func TestJSONSpecial(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			special := c < 0x20 || c == '"' || c == '\\' || c >= 0x80
+			if got := jsonSpecial(binary.LittleEndian.Uint64(w)); got != special {
+				t.Fatalf("byte %#x at %d: special = %v", c, pos, got)
+			}
+		}
 	}
 }
