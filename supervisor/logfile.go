@@ -93,7 +93,7 @@ type logFile struct {
 	pending  []string  // rotated, waiting for compression, oldest first
 	zipping  bool      // a compressor runs
 	lineBuf  []byte
-	closed   bool
+	closed   bool // by fileSet.close: drop everything from then on
 }
 
 // acquire returns the file at path for one more output of the program cfg,
@@ -106,32 +106,30 @@ func (fs *fileSet) acquire(path string, cfg *conf.Program) *logFile {
 	defer fs.mu.Unlock()
 	f := fs.files[path]
 	if f == nil {
-		f = &logFile{set: fs, path: path}
+		f = &logFile{set: fs, path: path, closed: fs.closed}
 		fs.files[path] = f
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refs++
 	f.maxSize, f.maxFiles, f.compress = cfg.LogMaxSize, cfg.LogMaxFiles, cfg.LogCompress
-	if f.f == nil && f.err == nil {
+	if f.f == nil && !f.closed {
+		f.err, f.retryAt = nil, time.Time{}
 		f.openLocked()
 	}
 	return f
 }
 
-// release ends one output of f; the last closes it.
+// release ends one output of f; the last closes its file. The entry stays
+// in the set, idle, so that a program started again (a restart) finds its
+// compressions under way rather than racing them with a second one.
 func (fs *fileSet) release(f *logFile) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.refs--; f.refs > 0 {
-		return
+	if f.refs--; f.refs <= 0 {
+		f.refs = 0
+		f.closeFileLocked()
 	}
-	if fs.files[f.path] == f {
-		delete(fs.files, f.path)
-	}
-	f.closeLocked()
 }
 
 // reopen reopens every file (the answer to `supervise reopen-logs` and
@@ -146,7 +144,7 @@ func (fs *fileSet) reopen() (paths []string, errs []error) {
 	fs.mu.Unlock()
 	for _, f := range files {
 		f.mu.Lock()
-		if !f.closed {
+		if !f.closed && f.refs > 0 {
 			f.closeFileLocked()
 			f.err, f.retryAt = nil, time.Time{}
 			f.openLocked()
@@ -188,7 +186,6 @@ func (fs *fileSet) close() {
 		f.closeLocked()
 		f.mu.Unlock()
 	}
-	fs.files = map[string]*logFile{}
 	fs.mu.Unlock()
 	fs.work.Wait()
 }
@@ -276,6 +273,9 @@ func (f *logFile) write(b []byte, pl *progLog) {
 func (f *logFile) writeLocked(b []byte, pl *progLog) {
 	if f.closed {
 		return
+	}
+	if f.refs == 0 {
+		return // released: a straggler of a run that ended
 	}
 	if f.f == nil && !f.set.clk.Now().Before(f.retryAt) {
 		f.openLocked()

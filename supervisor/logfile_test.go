@@ -245,6 +245,14 @@ func TestLogFileSharedAndLines(t *testing.T) {
 	if got := readFile(t, path); got != "first\ncut piece\nstill open\n" {
 		t.Errorf("file %q", got)
 	}
+	// A program started again gets the same file back, open again.
+	if c := fs.acquire(path, rotating(1<<20, 1, false)); c != a {
+		t.Error("a new entry for a released file: its compressions would race")
+	}
+	a.writeLine([]byte("again"), false, nil)
+	if got := readFile(t, path); !strings.HasSuffix(got, "still open\nagain\n") {
+		t.Errorf("file %q", got)
+	}
 }
 
 func BenchmarkLogFileWrite(b *testing.B) {
