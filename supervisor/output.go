@@ -66,6 +66,8 @@ func (zapLines) SetNameWidth(int) {}
 // event loop.
 func (s *Supervisor) output(p *program, r *run, stream string, o conf.Output) procs.Output {
 	cfg := p.cfg()
+	out := s.out
+	pl := out.logs.prepare(cfg) // its notes say where the output goes
 	switch {
 	case o.Kind == conf.OutputInherit:
 		return procs.Output{Kind: procs.Inherit}
@@ -74,8 +76,6 @@ func (s *Supervisor) output(p *program, r *run, stream string, o conf.Output) pr
 	case o.Kind == conf.OutputFile && !cfg.OwnsFile(o):
 		return procs.Output{Kind: procs.File, Path: o.Path}
 	}
-	out := s.out
-	pl := out.logs.prepare(cfg)
 	lim := r.limiter
 	if o.Kind == conf.OutputFile {
 		f := out.files.acquire(o.Path, cfg)

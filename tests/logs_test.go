@@ -171,6 +171,7 @@ command = ` + sh(`for i in 1 2 3; do echo b$i >&2; sleep 0.05; done; touch b.don
 [programs.f]
 command = ` + sh(`echo to the file; exec sleep 1000`) + `
 stdout = "./f.log"
+stderr = "./f.err"
 `})
 	waitFor(t, "the lines", waitDefault, func() (bool, string) {
 		_, ea := os.Stat(filepath.Join(s.dir, "a.done"))
@@ -205,7 +206,7 @@ stdout = "./f.log"
 		t.Fatalf("logs --json: %s", r)
 	}
 	r = s.ctl(t, "logs", "f")
-	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "f: stdout goes to "+filepath.Join(s.dir, "f.log")) {
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "f: stdout goes to "+filepath.Join(s.dir, "f.log")) || !strings.Contains(r.stderr, "f: stderr goes to "+filepath.Join(s.dir, "f.err")) {
 		t.Fatalf("logs of a file program: %s", r)
 	}
 	if r := s.ctl(t, "logs", "nope"); r.code != 1 || !strings.Contains(r.stderr, `no program named "nope"`) {
