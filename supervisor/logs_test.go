@@ -365,3 +365,46 @@ func TestLogReaderMerge(t *testing.T) {
 		t.Errorf("width %d", r.width)
 	}
 }
+
+// TestLogsFollowSeesProgramsAdded: a follower of every program gets the
+// lines of a program added by a reload while it follows, from its first.
+func TestLogsFollowSeesProgramsAdded(t *testing.T) {
+	h, sock := startSupSocket(t, `
+[programs.old]
+command = ["/bin/sleep", "1000"]
+`, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan control.LogLine, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- control.Do(ctx, sock, control.Request{Command: control.CmdLogs, Params: map[string]string{control.ParamFollow: "true"}}, func(r control.Response) error {
+			for _, l := range r.Logs.Lines {
+				got <- l
+			}
+			return nil
+		})
+	}()
+	time.Sleep(100 * time.Millisecond) // following
+	path := filepath.Join(h.dir, "supervise.toml")
+	text, _ := os.ReadFile(path)
+	text = append(text, "[programs.newcomer]\ncommand = [\"/bin/sh\", \"-c\", \"echo first; echo second; exec sleep 1000\"]\n"...)
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.ctl(control.CmdReload); !r.OK {
+		t.Fatalf("reload: %+v", r)
+	}
+	for _, want := range []string{"first", "second"} {
+		select {
+		case l := <-got:
+			if l.Program != "newcomer" || l.Line != want {
+				t.Fatalf("got %+v, want newcomer's %q", l, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %q from the program added", want)
+		}
+	}
+	cancel()
+	<-done
+}
