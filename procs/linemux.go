@@ -123,7 +123,7 @@ func (m *lineMux) loop() {
 	defer close(m.done)
 	defer unix.Close(m.epfd)
 	defer unix.Close(m.wake)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, readSize)
 	events := make([]unix.EpollEvent, 64)
 	for {
 		n, err := unix.EpollWait(m.epfd, events, -1)
@@ -225,9 +225,15 @@ func (m *lineMux) drainAll(s *stream) {
 // maxFlushReads bounds the reads of one flush (64 MiB of 64 KiB reads).
 const maxFlushReads = 1024
 
-// busyReads is the number of rounds in a row that find a Lines pipe full
-// after which it is made big.
-const busyReads = 8
+// readSize is the buffer of a round's reads: a big pipe read whole.
+// A first read of a round of at least busyRead bytes finds the pipe
+// (nearly: pages are not always filled) full, at its default size;
+// busyReads such rounds in a row make it big.
+const (
+	readSize  = bigPipeSize
+	busyRead  = 48 << 10
+	busyReads = 8
+)
 
 // touched notes that s delivered lines in this round.
 func (m *lineMux) touched(s *stream) {
@@ -271,7 +277,7 @@ func (m *lineMux) drain(s *stream, buf []byte) {
 				// filled) full round after round is busy, its program
 				// waiting for the reader: a larger pipe lets the program
 				// write more per wakeup.
-				if n < len(buf)*3/4 {
+				if n < busyRead {
 					s.full = 0
 				} else if s.full++; s.full == busyReads && m.pipes != nil && !s.big {
 					s.big = m.pipes.enlarge(s.fd)
