@@ -33,7 +33,10 @@
 // socket; WriteTable prints the status table of `supervise status`.
 package control
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // ProtocolVersion is the version of the wire protocol this package
 // speaks. Every Request and every Message carries it; a server refuses a
@@ -51,11 +54,20 @@ const (
 	CmdSignal   = "signal"
 	CmdReload   = "reload"
 	CmdShutdown = "shutdown"
+	CmdScale    = "scale"
 )
 
 // ParamSignal is the parameter of CmdSignal that holds the signal (a name
 // such as "HUP" or "SIGHUP", or a number).
 const ParamSignal = "signal"
+
+// ParamCount is the parameter of CmdScale that holds the new number of
+// instances.
+const ParamCount = "n"
+
+// ParamDryRun is the parameter of reload that asks for the difference a
+// reload would apply, applying nothing ("true").
+const ParamDryRun = "dry-run"
 
 // Request is what a client sends: the protocol version, a command, the
 // programs it names, and its other arguments and flags by name (Params).
@@ -101,6 +113,9 @@ type Response struct {
 	Programs []ProgramStatus `json:"programs,omitempty"`
 	// Logs is a reply of CmdLogs.
 	Logs *LogChunk `json:"logs,omitempty"`
+	// Diff is the difference a reload would apply (reload --dry-run), as
+	// JSON: added, removed, changed (with keys), unchanged.
+	Diff json.RawMessage `json:"diff,omitempty"`
 }
 
 // Result is the outcome of a command for one program.
@@ -113,7 +128,11 @@ type Result struct {
 // ProgramStatus is one program's row of `supervise status --json`
 // (SPEC section 6). Field names are part of the public interface.
 type ProgramStatus struct {
-	Name          string          `json:"name"`
+	Name string `json:"name"` // the instance: "web:0", or "web" for a program without replicas
+	// Program is the [programs.NAME] table the instance comes from, and
+	// Replica its index (0 for a program without replicas).
+	Program       string          `json:"program"`
+	Replica       int             `json:"replica"`
 	State         string          `json:"state"`
 	PID           int             `json:"pid"`
 	UptimeSeconds float64         `json:"uptime_seconds"`
@@ -127,8 +146,14 @@ type ProgramStatus struct {
 	// Error is the last spawn error or the reason the program is held
 	// (for example a dependency that will not become ready).
 	Error string `json:"error,omitempty"`
-	// WaitingFor lists dependencies that are not ready yet.
+	// WaitingFor lists dependencies whose conditions do not hold yet.
 	WaitingFor []string `json:"waiting_for,omitempty"`
+	// Autostart is the program's autostart setting: `check --ready`
+	// requires every autostart program to be ready.
+	Autostart bool `json:"autostart"`
+	// Probes are the program's readiness and liveness probes (SPEC
+	// section 11); nil when it has neither.
+	Probes *ProbesStatus `json:"probes,omitempty"`
 	// Output counts what was lost of the program's output, since the
 	// supervisor started.
 	Output *OutputStatus `json:"output,omitempty"`
@@ -144,6 +169,30 @@ type OutputStatus struct {
 	DroppedBytes uint64 `json:"dropped_bytes"`
 	// FileError is why, while the file still cannot be written.
 	FileError string `json:"file_error,omitempty"`
+}
+
+// ProbesStatus holds a program's probes; a probe not configured is nil.
+type ProbesStatus struct {
+	Readiness *ProbeStatus `json:"readiness,omitempty"`
+	Liveness  *ProbeStatus `json:"liveness,omitempty"`
+}
+
+// ProbeStatus is one probe of a program. State, ConsecutiveFailures and
+// LastDurationSeconds are of the current run ("unknown" without one);
+// LastError is the latest failed attempt's error, of this run or an
+// earlier one; Attempts, Failures and DurationSecondsTotal count every
+// run since the supervisor started.
+type ProbeStatus struct {
+	Kind                 string     `json:"kind"`  // exec | http | tcp | log_line
+	State                string     `json:"state"` // passing | failing | unknown
+	ConsecutiveFailures  int        `json:"consecutive_failures"`
+	LastError            string     `json:"last_error"`
+	LastFailureAt        *time.Time `json:"last_failure_at,omitempty"`
+	LastDurationSeconds  float64    `json:"last_duration_seconds"`
+	LastAt               *time.Time `json:"last_at,omitempty"`
+	Attempts             uint64     `json:"attempts"`
+	Failures             uint64     `json:"failures"`
+	DurationSecondsTotal float64    `json:"duration_seconds_total"`
 }
 
 // BreakerStatus is the restart circuit breaker of a program.
@@ -171,6 +220,8 @@ type ExitStatus struct {
 	At     time.Time `json:"at"`
 	// Error is set when the run never began (spawn failure).
 	Error string `json:"error,omitempty"`
+	// Failed says whether the run was judged a failure (SPEC §3).
+	Failed bool `json:"failed"`
 }
 
 // HeartbeatStatus is the last beat seen of a program's heartbeat file.

@@ -496,15 +496,15 @@ log_max_size = "1MB"
 	if n != 1 {
 		t.Errorf("%d log entries about the file, want 1", n)
 	}
-	resp, err := httpGet("http://" + addr + "/metrics")
-	if err != nil || !strings.Contains(resp, `supervise_program_output_dropped_bytes_total{program="w"} 108894`) {
+	resp, err := plainGet("http://" + addr + "/metrics")
+	if err != nil || !strings.Contains(resp, `supervise_program_output_dropped_bytes_total{program="w",instance="w"} 108894`) {
 		t.Errorf("metrics: %v\n%s", err, resp)
 	}
 }
 
-// httpGet fetches url with a plain HTTP/1.0 request (no client keeps a
+// plainGet fetches url with a plain HTTP/1.0 request (no client keeps a
 // connection, or a goroutine, behind).
-func httpGet(url string) (string, error) {
+func plainGet(url string) (string, error) {
 	host, path, _ := strings.Cut(strings.TrimPrefix(url, "http://"), "/")
 	c, err := net.DialTimeout("tcp", host, 5*time.Second)
 	if err != nil {
