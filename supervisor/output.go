@@ -58,8 +58,8 @@ func (zapLines) SetNameWidth(int) {}
 //   - "log": every line goes to the console writer and to p's kept lines,
 //     both after log_rate.
 //   - a file with log_max_size: the supervisor writes the file, unframed;
-//     through a Copy output (no per-line work) unless log_rate applies,
-//     which needs the lines.
+//     through a Copy output (no per-line work) unless log_rate or a
+//     log_line probe applies, which need the lines.
 //   - a file without log_max_size: the program appends to it itself.
 //
 // The lines are handled on the output reader's goroutine, never in the
@@ -80,11 +80,11 @@ func (s *Supervisor) output(p *program, r *run, stream string, o conf.Output) pr
 	if o.Kind == conf.OutputFile {
 		f := out.files.acquire(o.Path, cfg)
 		release := func() { out.files.release(f) }
-		if lim == nil {
+		if lim == nil && r.lines == nil {
 			return procs.Output{Kind: procs.Copy, Sink: fileSink{f: f, pl: pl}, OnClose: release}
 		}
 		return procs.Output{Kind: procs.Lines, OnClose: release, OnLine: func(line []byte, partial bool) {
-			if lim.allow() {
+			if lim == nil || lim.allow() {
 				f.writeLine(line, partial, pl)
 			}
 		}}
