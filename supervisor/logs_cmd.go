@@ -13,8 +13,9 @@ import (
 
 // cmdLogs answers `supervise logs [NAME...] [-n N] [-f] [--since D]` (SPEC
 // §14) on the connection's goroutine: it asks the event loop once which
-// programs there are, then reads the kept lines from the logStore, never
-// through the loop. Replies are sent only while the client has taken the
+// programs there are (NAME of a program with replicas is every instance
+// of it, NAME:i one; the loop refuses unknown names), then reads the kept
+// lines from the logStore, never through the loop. Replies are sent only while the client has taken the
 // previous ones (Sender.Queued is 0): a client that reads slowly falls
 // behind in the programs' buffers and gets "N lines skipped" markers
 // where lines were evicted before it could read them, while the programs

@@ -408,3 +408,52 @@ command = ["/bin/sleep", "1000"]
 	cancel()
 	<-done
 }
+
+// TestLogReaderInstances: a program with replicas stands for every
+// instance of it, by index, including one added while the reader
+// follows; NAME:i for one; the notes are those of every instance.
+func TestLogReaderInstances(t *testing.T) {
+	store := newLogStore()
+	add := func(name string) {
+		p := testProgram(name, 4)
+		p.Stderr = conf.Output{Kind: conf.OutputNull}
+		store.prepare(p).ring.add(1, 0, []byte(name))
+	}
+	for _, n := range []string{"db", "web:10", "web:1", "web:0", "webby"} {
+		add(n)
+	}
+	sources := func(r *logReader) []string {
+		var out []string
+		for _, s := range r.srcs {
+			out = append(out, s.pl.name)
+		}
+		return out
+	}
+	all := newLogReader(store, []string{"web"})
+	defer all.close()
+	all.resolve()
+	if got := sources(all); !slices.Equal(got, []string{"web:0", "web:1", "web:10"}) {
+		t.Fatalf("web reads %q", got)
+	}
+	if notes := all.notes(); len(notes) != 3 || !strings.HasPrefix(notes[0], "web:0: stderr is discarded") {
+		t.Errorf("notes %q", notes)
+	}
+	one := newLogReader(store, []string{"web:1", "db"})
+	defer one.close()
+	one.resolve()
+	if got := sources(one); !slices.Equal(got, []string{"web:1", "db"}) {
+		t.Fatalf("web:1 db reads %q", got)
+	}
+	add("web:2") // scaled up
+	all.resolve()
+	one.resolve()
+	if got := sources(all); !slices.Equal(got, []string{"web:0", "web:1", "web:10", "web:2"}) {
+		t.Fatalf("web after a scale reads %q", got)
+	}
+	if got := sources(one); len(got) != 2 {
+		t.Fatalf("web:1 db after a scale reads %q", got)
+	}
+	if all.width != len("web:10") {
+		t.Errorf("width %d", all.width)
+	}
+}

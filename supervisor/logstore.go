@@ -146,7 +146,11 @@ func (ls *logStore) outputStatus(name string) *control.OutputStatus {
 // one goroutine, the request's handler.
 type logReader struct {
 	store *logStore
-	names []string // the programs asked for; nil for all
+	// names are the programs asked for, nil for all: an instance
+	// (NAME:i), a program without replicas, or a program with replicas,
+	// which stands for every instance of it, including those a scale or
+	// a reload adds while the reader follows.
+	names []string
 	srcs  []*logSource
 	gen   uint64
 	width int           // the longest name read
@@ -192,14 +196,7 @@ func (r *logReader) resolve() {
 		return
 	}
 	r.gen = gen
-	names := r.names
-	if names == nil {
-		for name := range m {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-	}
-	for _, name := range names {
+	for _, name := range r.matching(m) {
 		pl := m[name]
 		if pl == nil || slices.ContainsFunc(r.srcs, func(s *logSource) bool { return s.pl == pl }) {
 			continue
@@ -209,6 +206,28 @@ func (r *logReader) resolve() {
 		r.srcs = append(r.srcs, &logSource{pl: pl, next: first})
 		r.width = max(r.width, len(name))
 	}
+}
+
+// matching returns the names of the entries of m that r reads, in the
+// order of r.names (a program's instances by index), or sorted for all.
+func (r *logReader) matching(m map[string]*progLog) []string {
+	var all []string
+	for name := range m {
+		all = append(all, name)
+	}
+	slices.SortFunc(all, lessName)
+	if r.names == nil {
+		return all
+	}
+	var out []string
+	for _, sel := range r.names {
+		for _, name := range all {
+			if base, _, ok := conf.SplitInstance(name); name == sel || ok && base == sel {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
 }
 
 // start places the sources at the first line at or after since (all when
@@ -307,14 +326,17 @@ func (r *logReader) fill(s *logSource) bool {
 	return len(s.buf) > 0
 }
 
-// notes gathers what the programs asked for by name cannot show.
+// notes gathers what the programs asked for by name (every instance of
+// a program with replicas) cannot show.
 func (r *logReader) notes() []string {
+	if r.names == nil {
+		return nil
+	}
+	_, m := r.store.snapshot()
 	var out []string
-	for _, name := range r.names {
-		if pl := r.store.get(name); pl != nil {
-			if n := pl.notes.Load(); n != nil {
-				out = append(out, *n...)
-			}
+	for _, name := range r.matching(m) {
+		if n := m[name].notes.Load(); n != nil {
+			out = append(out, *n...)
 		}
 	}
 	return out
