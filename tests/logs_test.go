@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -515,4 +516,103 @@ func plainGet(url string) (string, error) {
 	fmt.Fprintf(c, "GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n", path, host)
 	b, err := io.ReadAll(c)
 	return string(b), err
+}
+
+// SPEC §13 and §14 together: the console pads to the longest instance
+// name; `logs NAME` is every instance of a program with replicas (and
+// those a scale adds while following), `logs NAME:i` one; each instance
+// has its own rotated file; status rows carry the output counts.
+func TestLogsWithReplicas(t *testing.T) {
+	t.Parallel()
+	s := newSup(t, config{programs: `
+[programs.db]
+command = ` + sh(`echo db up; exec sleep 1000`) + `
+[programs.web]
+replicas = 2
+command = ` + sh(`echo "hello $SUPERVISE_INSTANCE"; exec sleep 1000`) + `
+[programs.job]
+replicas = 2
+command = ` + sh(`echo "job $SUPERVISE_REPLICA"; echo "job $SUPERVISE_REPLICA on stderr" >&2; exec sleep 1000`) + `
+stdout = "./job-{replica}.log"
+stderr = "./job-{replica}.log"
+log_max_size = "1MB"
+`}, "--log-format", "console")
+	stamp := `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)`
+	waitFor(t, "the lines", waitDefault, func() (bool, string) {
+		text := s.logText()
+		return strings.Contains(text, "| db up") && strings.Contains(text, "| hello web:1"), text
+	})
+	text := s.logText()
+	for _, re := range []string{
+		`(?m)^` + stamp + ` db    \| db up$`,
+		`(?m)^` + stamp + ` web:0 \| hello web:0$`,
+		`(?m)^` + stamp + ` web:1 \| hello web:1$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("no line matches %s in:\n%s", re, text)
+		}
+	}
+	for i := range 2 {
+		fileHolds(t, filepath.Join(s.dir, fmt.Sprintf("job-%d.log", i)), fmt.Sprintf("job %d\n", i), fmt.Sprintf("job %d on stderr\n", i))
+	}
+	if r := s.ctl(t, "reopen-logs"); r.code != 0 || r.stdout != "reopened 2 log files\n" {
+		t.Errorf("reopen-logs: %s", r)
+	}
+
+	r := s.ctl(t, "logs", "web")
+	if got := strings.Split(strings.TrimSpace(r.stdout), "\n"); r.code != 0 || len(got) != 2 ||
+		!slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, " web:0 | hello web:0") }) ||
+		!slices.ContainsFunc(got, func(l string) bool { return strings.HasSuffix(l, " web:1 | hello web:1") }) {
+		t.Errorf("logs web: %s", r)
+	}
+	r = s.ctl(t, "logs", "web:1")
+	if r.code != 0 || !regexp.MustCompile(`^\S+ web:1 \| hello web:1\n$`).MatchString(r.stdout) {
+		t.Errorf("logs web:1: %s", r)
+	}
+	r = s.ctl(t, "logs", "job")
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "job:0: stdout goes to "+filepath.Join(s.dir, "job-0.log")) ||
+		!strings.Contains(r.stderr, "job:1: stdout goes to "+filepath.Join(s.dir, "job-1.log")) {
+		t.Errorf("logs job: %s", r)
+	}
+	if r := s.ctl(t, "logs", "web:2"); r.code != 1 || !strings.Contains(r.stderr, `no instance "web:2"`) {
+		t.Errorf("logs web:2: %s", r)
+	}
+
+	rows := s.instances(t, "web")
+	if p := rows["web:1"]; p.Program != "web" || p.Replica != 1 || p.Output == nil || p.Output.DroppedLines != 0 {
+		t.Errorf("status of web:1: %+v", p)
+	}
+
+	// A follower of web gets the instance a scale adds.
+	cmd := exec.Command(bin, "logs", "-f", "-n", "0", "-s", s.sock, "web")
+	cmd.Env = childEnv(clientRace)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	lines := make(chan string, 10)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	time.Sleep(200 * time.Millisecond) // following
+	if r := s.ctl(t, "scale", "web", "3"); r.code != 0 {
+		t.Fatalf("scale: %s", r)
+	}
+	select {
+	case l := <-lines:
+		if !strings.HasSuffix(l, " web:2 | hello web:2") {
+			t.Errorf("followed %q, want web:2's line", l)
+		}
+	case <-time.After(waitDefault):
+		t.Errorf("the follower of web did not get the line of web:2")
+	}
 }
