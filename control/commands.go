@@ -110,7 +110,8 @@ at most 1 MiB), merged by time across the programs named (default: all), as
 new lines as they come, until interrupted or until the supervisor exits. A
 reader too slow to keep up loses lines, marked "N lines skipped"; the programs
 never wait for it. Output that goes to files is not kept: read the files.`,
-		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true, Help: "only these programs"}},
+		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true,
+			Help: "only these programs (a program with replicas: every instance of it), or NAME:i"}},
 		Flags: []Flag{
 			{Name: ParamLines, Short: "n", Value: "N", Kind: KindCount, Remote: true,
 				Help: "print only the last N kept lines (of all the programs together)"},
