@@ -92,6 +92,38 @@ var (
 	countCodec    = newIntCodec(1, math.MaxInt32)
 	sizeCodec     = newIntCodec(0, math.MaxInt32)
 	exitCodeCodec = newIntCodec(0, 255)
+	maxFilesCodec = newIntCodec(0, MaxLogFiles)
+
+	byteSizeCodec = &codec[int64]{
+		typ: "size: bytes, or a string such as `\"50MB\"` (KB, MB, GB are 1024-based)",
+		decode: scalar(func(t *table, key []string, v any) (int64, bool) {
+			switch x := v.(type) {
+			case int64:
+				if x < 0 {
+					t.keyErr(key, "must not be negative, got %d", x)
+					return 0, false
+				}
+				return x, true
+			case string:
+				n, err := ParseSize(x)
+				if err != nil {
+					t.keyErr(key, "%v", err)
+					return 0, false
+				}
+				return n, true
+			}
+			t.wrongType(key, `a size ("50MB") or a number of bytes`, v)
+			return 0, false
+		}),
+		equal: same[int64],
+		toml: func(n int64) string {
+			if n == 0 {
+				return "0"
+			}
+			return strconv.Quote(FormatSize(n))
+		},
+		show: FormatSize,
+	}
 	replicasCodec = newIntCodec(0, MaxReplicas)
 
 	rateCodec = &codec[float64]{

@@ -314,12 +314,24 @@ type Program struct {
 	Stdout, Stderr   Output
 	LogRate          float64 // lines per second; 0 = unlimited
 	LogBurst         int     // token bucket size; 0 = EffectiveLogBurst's default
-	Notify           bool
-	ReadyTimeout     time.Duration // 0 = wait for readiness for ever
-	Breaker          Breaker
-	Watchdog         *Watchdog // nil when no [programs.X.watchdog] table
-	Readiness        *Probe    // nil when no [programs.X.readiness] table
-	Liveness         *Probe    // nil when no [programs.X.liveness] table
+	// LogBuffer is how many of the last lines written to the supervisor's
+	// log are kept in memory for `supervise logs` (at most
+	// MaxLogBufferBytes of them); 0 keeps none.
+	LogBuffer int
+	// LogMaxSize, when above 0, makes the supervisor write the program's
+	// stdout/stderr file itself and rotate it when it reaches this many
+	// bytes; 0 lets the program append to the file itself.
+	LogMaxSize int64
+	// LogMaxFiles is the number of rotated files kept (FILE.1 ... FILE.N).
+	LogMaxFiles int
+	// LogCompress gzips rotated files (FILE.1.gz ...).
+	LogCompress  bool
+	Notify       bool
+	ReadyTimeout time.Duration // 0 = wait for readiness for ever
+	Breaker      Breaker
+	Watchdog     *Watchdog // nil when no [programs.X.watchdog] table
+	Readiness    *Probe    // nil when no [programs.X.readiness] table
+	Liveness     *Probe    // nil when no [programs.X.liveness] table
 }
 
 // DependencyNames returns the names depends_on lists, in its order.
@@ -330,6 +342,14 @@ func (p *Program) DependencyNames() []string {
 	}
 	return out
 }
+
+// MaxLogBufferBytes caps the memory of one program's kept lines, whatever
+// log_buffer says.
+const MaxLogBufferBytes = 1 << 20
+
+// OwnsFile reports whether the supervisor writes the output o of p
+// itself, rotating it: a file output with log_max_size set.
+func (p *Program) OwnsFile(o Output) bool { return o.Kind == OutputFile && p.LogMaxSize > 0 }
 
 // Breaker holds a program's [breaker] subtable.
 type Breaker struct {
@@ -379,6 +399,8 @@ const (
 	DefaultHalfOpenMaxCalls  = 1
 	DefaultWatchdogTimeout   = 30 * time.Second
 	DefaultTeardownTimeout   = 10 * time.Second
+	DefaultLogBuffer         = 1000
+	DefaultLogMaxFiles       = 5
 
 	DefaultReadinessInterval = time.Second
 	DefaultLivenessInterval  = 10 * time.Second

@@ -80,6 +80,7 @@ func TestBuiltinDefaults(t *testing.T) {
 		MinUptime: 5 * time.Second, BackoffInitial: 100 * time.Millisecond, BackoffMax: 30 * time.Second,
 		StopSignal: syscall.SIGTERM, StopTimeout: 10 * time.Second, StopPriority: 100,
 		Stdout: Output{Kind: OutputLog}, Stderr: Output{Kind: OutputLog},
+		LogBuffer: 1000, LogMaxFiles: 5,
 		Breaker: Breaker{MaxFailures: 5, ResetTimeout: 60 * time.Second, HalfOpenMaxCalls: 1},
 	}
 	if !reflect.DeepEqual(p, wantP) {
@@ -325,6 +326,7 @@ func TestFullFile(t *testing.T) {
 		StopTimeout: 3 * time.Second, StopPriority: 10, Critical: true,
 		Stdout: Output{OutputFile, filepath.Join(dir, "logs/web.out")}, Stderr: Output{OutputFile, "/var/log/web.err"},
 		LogRate: 12.5, LogBurst: 40, Notify: true,
+		LogBuffer: 200, LogMaxSize: 50 << 20, LogMaxFiles: 3, LogCompress: true,
 		Breaker:  Breaker{MaxFailures: 7, ResetTimeout: 90 * time.Second, HalfOpenMaxCalls: 2},
 		Watchdog: &Watchdog{HeartbeatFile: "/run/web/heartbeat", Timeout: 15 * time.Second, StartGrace: 15 * time.Second, Action: WatchdogStop},
 	}
@@ -335,8 +337,8 @@ func TestFullFile(t *testing.T) {
 		t.Errorf("shell = %+v", sh)
 	}
 	wantTD := map[string]*TeardownStep{
-		"deregister": {Name: "deregister", File: path, Line: 64, Command: []string{"/usr/bin/lb-ctl", "drain", "web"}, Priority: 10, Timeout: 5 * time.Second},
-		"flush":      {Name: "flush", File: path, Line: 69, Command: []string{"/bin/sh", "-c", "sync"}, Priority: 100, Timeout: 10 * time.Second},
+		"deregister": {Name: "deregister", File: path, Line: 68, Command: []string{"/usr/bin/lb-ctl", "drain", "web"}, Priority: 10, Timeout: 5 * time.Second},
+		"flush":      {Name: "flush", File: path, Line: 73, Command: []string{"/bin/sh", "-c", "sync"}, Priority: 100, Timeout: 10 * time.Second},
 	}
 	if !reflect.DeepEqual(cfg.Teardown, wantTD) {
 		t.Errorf("teardown = %+v", cfg.Teardown)

@@ -101,6 +101,34 @@ when it ended the run.`,
 	},
 	remote(CmdShutdown, "Tear down the programs and end the supervisor.", ""),
 	&Command{
+		Name:    CmdLogs,
+		Summary: "Print the programs' last output lines, merged by time; -f follows new ones.",
+		Help: `Prints what the supervisor kept of the output programs send to its log
+(stdout/stderr = "log"): each program's last log_buffer lines (1000 by default,
+at most 1 MiB), merged by time across the programs named (default: all), as
+"TIME NAME | LINE", with "!" instead of "|" for stderr. With -f it then prints
+new lines as they come, until interrupted or until the supervisor exits. A
+reader too slow to keep up loses lines, marked "N lines skipped"; the programs
+never wait for it. Output that goes to files is not kept: read the files.`,
+		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true,
+			Help: "only these programs (a program with replicas: every instance of it), or NAME:i"}},
+		Flags: []Flag{
+			{Name: ParamLines, Short: "n", Value: "N", Kind: KindCount, Remote: true,
+				Help: "print only the last N kept lines (of all the programs together)"},
+			{Name: ParamFollow, Short: "f", Kind: KindBool, Remote: true, Help: "then print new lines as they come"},
+			{Name: ParamSince, Value: "DURATION", Remote: true,
+				Help: `only lines of the last DURATION ("10m", "90"), or since an RFC 3339 time`},
+			{Name: "json", Kind: KindBool, Help: "print one JSON object per line: ts, program, stream, line (and partial)"},
+			flagFind, flagSocket,
+		},
+		Stream: true,
+		Print:  printLogs,
+	},
+	remote(CmdReopenLogs, "Reopen the log files the supervisor writes (after an external logrotate).",
+		"These are the stdout/stderr files of programs with log_max_size set; SIGUSR1 to the\n"+
+			"supervisor does the same. A file a program writes itself (no log_max_size) stays\n"+
+			"open in the program: rotate it with logrotate's copytruncate."),
+	&Command{
 		Name:    "check",
 		Summary: "Exit 0 if the supervisor's heartbeat file is fresh, else 1: for HEALTHCHECK and exec probes.",
 		Help: "Without --ready: the liveness of the supervisor itself (its event loop writes the heartbeat file).\n" +
@@ -171,7 +199,10 @@ func printReload(w io.Writer, inv *Invocation, r Response) error {
 // {"programs": [...]}.
 func printStatus(w io.Writer, inv *Invocation, r Response) error {
 	if !inv.Bool("json") {
-		return WriteTable(w, r.Programs)
+		if err := WriteTable(w, r.Programs); err != nil {
+			return err
+		}
+		return writeOutputLosses(w, r.Programs)
 	}
 	progs := r.Programs
 	if progs == nil {

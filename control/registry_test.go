@@ -156,7 +156,7 @@ Flags:
 }
 
 func TestUnknownCommand(t *testing.T) {
-	all := "; commands: run, validate, status, start, stop, restart, reset, signal, scale, reload, shutdown, check, import, version, help"
+	all := "; commands: run, validate, status, start, stop, restart, reset, signal, scale, reload, shutdown, logs, reopen-logs, check, import, version, help"
 	for name, want := range map[string]string{
 		"statuss": `unknown command "statuss" (did you mean "status"?)`,
 		"stat":    `unknown command "stat" (did you mean "start"?)`,

@@ -23,6 +23,7 @@ type Sender struct {
 	stream bool
 	cancel context.CancelCauseFunc
 	wake   chan struct{} // capacity 1: something was queued
+	taken  chan struct{} // capacity 1, made by Taken: the writer took the queue
 
 	mu     sync.Mutex
 	queue  [][]byte
@@ -66,6 +67,29 @@ func (s *Sender) Send(r Response) error {
 	s.sent++
 	s.poke()
 	return nil
+}
+
+// Queued returns the bytes of replies queued and not yet taken by the
+// connection's writer. A handler that sends only while it is 0 has at most
+// two replies under way (one being written, one queued) and never meets
+// ErrSlowClient, whatever the client's pace: it keeps what it has not sent
+// yet, or drops it, itself.
+func (s *Sender) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
+// Taken returns a channel that receives (it holds one signal, never
+// blocking the writer) each time the writer takes the queued replies,
+// after which Queued is 0 until the next Send.
+func (s *Sender) Taken() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taken == nil {
+		s.taken = make(chan struct{}, 1)
+	}
+	return s.taken
 }
 
 func (s *Sender) poke() {
@@ -145,6 +169,12 @@ func (s *Sender) run() {
 		s.mu.Lock()
 		batch, closed, failed := s.queue, s.closed, s.err != nil
 		s.queue, s.queued = nil, 0
+		if len(batch) > 0 && s.taken != nil {
+			select {
+			case s.taken <- struct{}{}:
+			default:
+			}
+		}
 		s.mu.Unlock()
 		if failed {
 			return

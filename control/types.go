@@ -111,6 +111,8 @@ type Response struct {
 	Message  string          `json:"message,omitempty"`
 	Results  []Result        `json:"results,omitempty"`
 	Programs []ProgramStatus `json:"programs,omitempty"`
+	// Logs is a reply of CmdLogs.
+	Logs *LogChunk `json:"logs,omitempty"`
 	// Diff is the difference a reload would apply (reload --dry-run), as
 	// JSON: added, removed, changed (with keys), unchanged.
 	Diff json.RawMessage `json:"diff,omitempty"`
@@ -152,6 +154,21 @@ type ProgramStatus struct {
 	// Probes are the program's readiness and liveness probes (SPEC
 	// section 11); nil when it has neither.
 	Probes *ProbesStatus `json:"probes,omitempty"`
+	// Output counts what was lost of the program's output, since the
+	// supervisor started.
+	Output *OutputStatus `json:"output,omitempty"`
+}
+
+// OutputStatus counts the output of a program that reached none of its
+// destinations.
+type OutputStatus struct {
+	// DroppedLines were above log_rate.
+	DroppedLines uint64 `json:"dropped_lines"`
+	// DroppedBytes could not be written to the program's log file (a
+	// full disk, an unwritable file).
+	DroppedBytes uint64 `json:"dropped_bytes"`
+	// FileError is why, while the file still cannot be written.
+	FileError string `json:"file_error,omitempty"`
 }
 
 // ProbesStatus holds a program's probes; a probe not configured is nil.

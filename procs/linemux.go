@@ -24,9 +24,11 @@ type lineMux struct {
 	toClose  []*Process      // CloseOutput requests
 	flushes  []flushReq      // drain requests of exited processes
 	after    []func()        // flush callbacks due after the current round
+	dirty    []*stream       // streams that delivered lines this round, with onRoundEnd
 	stopping bool
 	done     chan struct{}
 	batch    func(begin bool) // may be nil
+	pipes    *pipeBudget      // enlarges busy Lines pipes; may be nil
 }
 
 // flushReq asks to read p's pipes empty, then call fn.
@@ -35,15 +37,22 @@ type flushReq struct {
 	fn func()
 }
 
-// stream is one pipe's read end and its partial line.
+// stream is one pipe's read end and its partial line; a Copy stream has
+// a sink instead of onLine, and no line.
 type stream struct {
-	fd     int
-	proc   *Process
-	onLine func([]byte, bool)
-	acc    []byte // the line being assembled; nil while none is
+	fd      int
+	proc    *Process
+	onLine  func([]byte, bool)
+	sink    Sink
+	release func() // called once the pipe is closed; may be nil
+	round   func() // Output.OnRoundEnd; may be nil
+	inRound bool   // in the mux's dirty list
+	full    int    // reads in a row that filled the buffer
+	big     bool   // enlarged by the mux: release its budget at the end
+	acc     []byte // the line being assembled; nil while none is
 }
 
-func newLineMux(batch func(begin bool)) (*lineMux, error) {
+func newLineMux(batch func(begin bool), pipes *pipeBudget) (*lineMux, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("procs: epoll: %w", err)
@@ -58,15 +67,16 @@ func newLineMux(batch func(begin bool)) (*lineMux, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("procs: epoll add: %w", err)
 	}
-	m := &lineMux{epfd: epfd, wake: wake, streams: map[int]*stream{}, done: make(chan struct{}), batch: batch}
+	m := &lineMux{epfd: epfd, wake: wake, streams: map[int]*stream{}, done: make(chan struct{}), batch: batch, pipes: pipes}
 	go m.loop()
 	return m, nil
 }
 
-// add hands a non-blocking read end to the loop.
-func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool)) {
+// add hands a non-blocking read end to the loop: a Lines stream (onLine)
+// or a Copy stream (sink).
+func (m *lineMux) add(fd int, p *Process, onLine func([]byte, bool), sink Sink, release, round func()) {
 	m.mu.Lock()
-	m.pending = append(m.pending, &stream{fd: fd, proc: p, onLine: onLine})
+	m.pending = append(m.pending, &stream{fd: fd, proc: p, onLine: onLine, sink: sink, release: release, round: round})
 	m.mu.Unlock()
 	m.poke()
 }
@@ -113,7 +123,7 @@ func (m *lineMux) loop() {
 	defer close(m.done)
 	defer unix.Close(m.epfd)
 	defer unix.Close(m.wake)
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, readSize)
 	events := make([]unix.EpollEvent, 64)
 	for {
 		n, err := unix.EpollWait(m.epfd, events, -1)
@@ -141,6 +151,7 @@ func (m *lineMux) loop() {
 				m.drain(s, buf)
 			}
 		}
+		m.endRound()
 		if m.batch != nil {
 			m.batch(false)
 		}
@@ -190,12 +201,17 @@ func (m *lineMux) commands() (stop bool) {
 // drainAll reads s until its pipe is empty (or at EOF). A descendant that
 // keeps writing cannot hold it for longer than maxFlushReads reads.
 func (m *lineMux) drainAll(s *stream) {
-	buf := make([]byte, 64<<10)
+	var buf []byte
+	if s.sink == nil {
+		buf = make([]byte, 64<<10)
+	}
 	for i := 0; i < maxFlushReads; i++ {
-		n, err := unix.Read(s.fd, buf)
+		n, err := s.read(buf)
 		switch {
+		case n > 0 && s.sink != nil:
 		case n > 0:
 			s.split(buf[:n])
+			m.touched(s)
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
 			return
@@ -208,6 +224,34 @@ func (m *lineMux) drainAll(s *stream) {
 
 // maxFlushReads bounds the reads of one flush (64 MiB of 64 KiB reads).
 const maxFlushReads = 1024
+
+// readSize is the buffer of a round's reads: a big pipe read whole.
+// A first read of a round of at least busyRead bytes finds the pipe
+// (nearly: pages are not always filled) full, at its default size;
+// busyReads such rounds in a row make it big.
+const (
+	readSize  = bigPipeSize
+	busyRead  = 48 << 10
+	busyReads = 8
+)
+
+// touched notes that s delivered lines in this round.
+func (m *lineMux) touched(s *stream) {
+	if s.round != nil && !s.inRound {
+		s.inRound = true
+		m.dirty = append(m.dirty, s)
+	}
+}
+
+// endRound calls the OnRoundEnd of the streams that delivered lines.
+func (m *lineMux) endRound() {
+	dirty := m.dirty
+	m.dirty = m.dirty[:0]
+	for _, s := range dirty {
+		s.inRound = false
+		s.round()
+	}
+}
 
 // runAfter calls the flush callbacks of the round that just ended.
 func (m *lineMux) runAfter() {
@@ -222,10 +266,23 @@ func (m *lineMux) runAfter() {
 // more is left, so one bounded round keeps the loop fair.
 func (m *lineMux) drain(s *stream, buf []byte) {
 	for i := 0; i < 4; i++ {
-		n, err := unix.Read(s.fd, buf)
+		n, err := s.read(buf)
 		switch {
+		case n > 0 && s.sink != nil:
 		case n > 0:
 			s.split(buf[:n])
+			m.touched(s)
+			if i == 0 {
+				// A pipe found (nearly: a pipe's pages are not always
+				// filled) full round after round is busy, its program
+				// waiting for the reader: a larger pipe lets the program
+				// write more per wakeup.
+				if n < busyRead {
+					s.full = 0
+				} else if s.full++; s.full == busyReads && m.pipes != nil && !s.big {
+					s.big = m.pipes.enlarge(s.fd)
+				}
+			}
 			if n < len(buf) {
 				return
 			}
@@ -239,15 +296,35 @@ func (m *lineMux) drain(s *stream, buf []byte) {
 	}
 }
 
+// read reads s once: into buf for a Lines stream, through the sink for a
+// Copy stream.
+func (s *stream) read(buf []byte) (int, error) {
+	if s.sink != nil {
+		n, err := s.sink.Take(s.fd)
+		if n < 0 { // a sink that passed on read(2)'s -1
+			n = 0
+		}
+		return n, err
+	}
+	return unix.Read(s.fd, buf)
+}
+
 // finish delivers s's last partial line, closes it and tells its process.
 func (m *lineMux) finish(s *stream) {
 	if len(s.acc) > 0 && s.onLine != nil {
 		s.onLine(s.acc, false)
+		m.touched(s)
 	}
 	s.acc = nil
 	unix.EpollCtl(m.epfd, unix.EPOLL_CTL_DEL, s.fd, nil)
 	unix.Close(s.fd)
 	delete(m.streams, s.fd)
+	if s.release != nil {
+		s.release()
+	}
+	if s.big {
+		m.pipes.release()
+	}
 	s.proc.readerDone()
 }
 
@@ -269,6 +346,7 @@ func (m *lineMux) closeAll() {
 	for _, f := range flushes {
 		m.after = append(m.after, f.fn)
 	}
+	m.endRound()
 	m.runAfter()
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,7 +31,7 @@ type Process struct {
 	exit     Exit
 	done     chan struct{} // closed after onExit returned
 
-	mux        *lineMux      // reads the Lines pipes
+	muxes      []*lineMux    // read the Lines and Copy pipes
 	outLeft    int32         // readers still running; guarded by outMu
 	outMu      sync.Mutex    //
 	outputDone chan struct{} // closed when outLeft reaches 0
@@ -94,8 +95,8 @@ func (p *Process) OutputDone() <-chan struct{} { return p.outputDone }
 // even while a descendant still holds the write end. Lines not yet read are
 // lost; OutputDone is closed once the readers have stopped.
 func (p *Process) CloseOutput() {
-	if p.mux != nil {
-		p.mux.closeOutput(p)
+	for _, m := range p.muxes {
+		m.closeOutput(p)
 	}
 }
 
@@ -107,13 +108,21 @@ func (p *Process) finish(e Exit) {
 	osp := p.osp
 	p.mu.Unlock()
 	osp.Release() // closes the pidfd; the pid is kept in p.pid
-	if p.drainOutput && p.mux != nil {
+	if p.drainOutput && len(p.muxes) > 0 {
 		select {
 		case <-p.outputDone:
 		default:
 			// The pipes may still hold the last lines: deliver the exit
-			// after the reader has read and written them.
-			p.mux.flush(p, func() { p.deliver(e) })
+			// after the readers have read and written them.
+			var left atomic.Int32
+			left.Store(int32(len(p.muxes)))
+			for _, m := range p.muxes {
+				m.flush(p, func() {
+					if left.Add(-1) == 0 {
+						p.deliver(e)
+					}
+				})
+			}
 			return
 		}
 	}

@@ -15,6 +15,10 @@
 //   - Every child gets its own process group, stdin from /dev/null, an empty
 //     signal mask and default signal dispositions (signals the supervisor
 //     inherited as ignored are not passed on while a Reaper runs).
+//   - Output is read by two goroutines woken by epoll, whatever the number
+//     of children: one splits Lines outputs into lines, the other hands
+//     Copy outputs to their Sinks unframed, so a sink that waits for a
+//     slow disk never delays the lines of other programs.
 //   - Process.Signal goes through the child's pidfd, so it can never hit a
 //     recycled pid; once the exit is reaped it returns ErrFinished.
 //
@@ -86,6 +90,9 @@ type Reaper struct {
 	procs  map[int]*Process
 	closed bool
 	lines  *lineMux // reads every Lines output
+	copies *lineMux // reads every Copy output; made at the first one
+
+	pipes pipeBudget // pipes given bigPipeSize, still open
 }
 
 // NewReaper installs SIGCHLD handling (signal.Notify with an explicit list),
@@ -110,7 +117,7 @@ func NewReaper(opts ReaperOptions) (*Reaper, error) {
 	if r.clock == nil {
 		r.clock = clock.Real()
 	}
-	lines, err := newLineMux(opts.OutputBatch)
+	lines, err := newLineMux(opts.OutputBatch, &r.pipes)
 	if err != nil {
 		running.Store(false)
 		return nil, err
@@ -145,6 +152,12 @@ func (r *Reaper) Close() error {
 		close(r.stop)
 		<-r.done
 		r.lines.stop()
+		r.mu.Lock()
+		copies := r.copies
+		r.mu.Unlock()
+		if copies != nil {
+			copies.stop()
+		}
 		signal.Stop(r.absorb)
 		if r.subreaper {
 			if e := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0); e != nil {

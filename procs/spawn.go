@@ -8,8 +8,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -62,8 +64,8 @@ type Spec struct {
 	Foreground bool
 	// ExtraFiles become fd 3, 4, ... in the child.
 	ExtraFiles []*os.File
-	// DrainOutput holds back onExit until the Lines reader has read the
-	// pipes empty after the exit and delivered those lines, so that a
+	// DrainOutput holds back onExit until the Lines and Copy readers have
+	// read the pipes empty after the exit and delivered those bytes, so that a
 	// program's last words come before the report of its end. A
 	// descendant that keeps a pipe open does not hold it back.
 	DrainOutput bool
@@ -82,6 +84,9 @@ const (
 	File
 	// Lines delivers each line to Output.OnLine.
 	Lines
+	// Copy hands the output, unframed, to Output.Sink, which takes it
+	// from the pipe in large pieces: no per-line work at all.
+	Copy
 )
 
 // String names the kind.
@@ -95,6 +100,8 @@ func (k OutputKind) String() string {
 		return "file"
 	case Lines:
 		return "lines"
+	case Copy:
+		return "copy"
 	}
 	return "OutputKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -111,7 +118,71 @@ type Output struct {
 	// the call. partial is true for the leading pieces of a line longer
 	// than MaxLine. A last line without a newline is delivered at EOF.
 	OnLine func(line []byte, partial bool)
+	// Sink takes the bytes of a Copy output.
+	Sink Sink
+	// OnRoundEnd, when set, is called for a Lines output at the end of
+	// each read round in which OnLine was called for it, from the same
+	// goroutine, before the round's exits are delivered (DrainOutput). A
+	// round reads every pipe that has data; a consumer may gather the
+	// lines of a round and publish them at once.
+	OnRoundEnd func()
+	// OnClose, when set, is called once for a Lines or Copy output, from
+	// its reader goroutine, after the last line or Take, once the pipe is
+	// closed: the program and every descendant that held it are done
+	// with it, or CloseOutput cut it. When Spawn fails, it is called
+	// before Spawn returns.
+	OnClose func()
 }
+
+// Sink takes the bytes of a Copy output straight from its pipe. Take is
+// called when the pipe has data or has reached its end, from the one
+// goroutine that reads every Copy output of a Reaper, so one call at a
+// time for all sinks: a sink shared by several outputs needs no lock for
+// that, and a sink that blocks holds up every other Copy output (never a
+// Lines output, which another goroutine reads).
+//
+// fd is the pipe's non-blocking read end; the sink reads it (read(2),
+// splice(2)) and must not close or keep it. Take returns what the read
+// returned: n > 0 for the bytes taken, 0 and a nil error at the end of
+// the stream, unix.EAGAIN when the pipe is empty; another error ends the
+// stream. A sink that cannot store the bytes must still read them and drop
+// them, or the program blocks once the pipe is full.
+type Sink interface {
+	Take(fd int) (int, error)
+}
+
+// bigPipeSize is the capacity given to Copy pipes, and to Lines pipes
+// found busy, above the kernel's 64 KiB default: with a larger pipe the
+// program blocks less often and each wakeup of the reader moves more
+// (file capture measured 1.5–1.9 GB/s with 256 KiB against 1.0–1.3 with
+// 64 KiB). The pages count against the user's pipe-user-pages-soft (64 MiB
+// by default), past which the kernel gives every new pipe of the user one
+// or two pages: bigPipeBudget keeps the enlarged pipes alive at once to
+// an eighth of that.
+const (
+	bigPipeSize   = 256 << 10
+	bigPipeBudget = 32
+)
+
+// pipeBudget counts the enlarged pipes still open.
+type pipeBudget struct{ n atomic.Int32 }
+
+// enlarge gives the pipe of fd bigPipeSize bytes while the budget allows;
+// a refusal leaves the default. It reports whether it did; release must
+// then be called once the pipe is closed.
+func (b *pipeBudget) enlarge(fd int) bool {
+	if b.n.Add(1) > bigPipeBudget {
+		b.n.Add(-1)
+		return false
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, bigPipeSize); err != nil {
+		b.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *pipeBudget) release() { b.n.Add(-1) }
 
 // Spawn starts spec in its own process group and registers onExit before
 // any reaping can happen. onExit is called exactly once, from the reaper
@@ -119,6 +190,18 @@ type Output struct {
 // once it has read the pipes), possibly before Spawn returns; it must not block for long
 // (forward it to an event loop). Failures to start are *SpawnError.
 func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
+	p, err := r.spawn(spec, onExit)
+	if err != nil {
+		for _, o := range []Output{spec.Stdout, spec.Stderr} {
+			if (o.Kind == Lines || o.Kind == Copy) && o.OnClose != nil {
+				o.OnClose()
+			}
+		}
+	}
+	return p, err
+}
+
+func (r *Reaper) spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 	if len(spec.Argv) == 0 {
 		return nil, &SpawnError{Op: "exec", Path: "", Err: ErrNoArgv}
 	}
@@ -140,6 +223,15 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		return nil, err
 	}
 
+	type lineStream struct {
+		fd     int
+		onLine func([]byte, bool)
+		sink   Sink
+		close  func()
+		round  func()
+		big    bool // enlarged by the pipe budget
+	}
+	var streams []lineStream
 	var childEnds []*os.File // closed on every path
 	var parentFDs []int      // read ends of Lines pipes, closed on failure
 	defer func() {
@@ -150,6 +242,11 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 	fail := func(err error) (*Process, error) {
 		for _, fd := range parentFDs {
 			unix.Close(fd)
+		}
+		for _, s := range streams {
+			if s.big {
+				r.pipes.release()
+			}
 		}
 		return nil, err
 	}
@@ -163,11 +260,6 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		stdin = devnull
 	}
 	foreground := spec.Foreground && spec.Stdin != nil && isTerminal(spec.Stdin)
-	type lineStream struct {
-		fd     int
-		onLine func([]byte, bool)
-	}
-	var streams []lineStream
 	outFile := func(o Output, inherit *os.File) (*os.File, error) {
 		switch o.Kind {
 		case Inherit:
@@ -186,7 +278,10 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 			}
 			childEnds = append(childEnds, f)
 			return f, nil
-		case Lines:
+		case Lines, Copy:
+			if o.Kind == Copy && o.Sink == nil {
+				return nil, &SpawnError{Op: "pipe", Path: "output", Err: errors.New("copy output without a sink")}
+			}
 			var fds [2]int
 			if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 				return nil, &SpawnError{Op: "pipe", Path: "output", Err: err}
@@ -199,7 +294,11 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 			pw := os.NewFile(uintptr(fds[1]), "|output")
 			childEnds = append(childEnds, pw)
 			parentFDs = append(parentFDs, fds[0])
-			streams = append(streams, lineStream{fds[0], o.OnLine})
+			if o.Kind == Copy {
+				streams = append(streams, lineStream{fd: fds[0], sink: o.Sink, close: o.OnClose, big: r.pipes.enlarge(fds[0])})
+			} else {
+				streams = append(streams, lineStream{fd: fds[0], onLine: o.OnLine, close: o.OnClose, round: o.OnRoundEnd})
+			}
 			return pw, nil
 		}
 		return nil, &SpawnError{Op: "open", Path: o.Kind.String(), Err: errors.New("unknown output kind")}
@@ -230,12 +329,27 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		outputDone:  make(chan struct{}),
 		outLeft:     int32(len(streams)),
 	}
-	p.mux = r.lines
-
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return fail(ErrClosed)
+	}
+	for _, s := range streams {
+		mux := r.lines
+		if s.sink != nil {
+			if r.copies == nil {
+				m, err := newLineMux(nil, nil)
+				if err != nil {
+					r.mu.Unlock()
+					return fail(&SpawnError{Op: "pipe", Path: "output", Err: err})
+				}
+				r.copies = m
+			}
+			mux = r.copies
+		}
+		if !slices.Contains(p.muxes, mux) {
+			p.muxes = append(p.muxes, mux)
+		}
 	}
 	osp, err := startProcess(path, spec.Argv, attr)
 	if err == nil {
@@ -246,7 +360,20 @@ func (r *Reaper) Spawn(spec Spec, onExit func(Exit)) (*Process, error) {
 		// Before the reaper can see the exit, so that a drain asked for
 		// at the exit finds the streams.
 		for _, s := range streams {
-			r.lines.add(s.fd, p, s.onLine)
+			if s.sink != nil {
+				release := s.close
+				if s.big {
+					release = func() {
+						r.pipes.release()
+						if s.close != nil {
+							s.close()
+						}
+					}
+				}
+				r.copies.add(s.fd, p, nil, s.sink, release, nil)
+			} else {
+				r.lines.add(s.fd, p, s.onLine, nil, s.close, s.round)
+			}
 		}
 	}
 	r.mu.Unlock()

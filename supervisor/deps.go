@@ -229,6 +229,7 @@ func (s *Supervisor) deleteProgram(p *program) {
 	s.cancelTimers(p)
 	s.releaseWaiters(p, true)
 	delete(s.progs, p.name)
+	s.out.logs.forget(p.name)
 	for i, n := range s.order {
 		if n == p.name {
 			s.order = append(s.order[:i:i], s.order[i+1:]...)

@@ -202,6 +202,16 @@ func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 			fmt.Fprintf(&b, "supervise_program_heartbeat_age_seconds{%s} %g\n", labels(p), *p.Heartbeat.AgeSeconds)
 		}
 	})
+	family("supervise_program_output_dropped_lines_total", "counter", "Output lines dropped above log_rate.", func(p control.ProgramStatus) {
+		if p.Output != nil {
+			fmt.Fprintf(&b, "supervise_program_output_dropped_lines_total{%s} %d\n", labels(p), p.Output.DroppedLines)
+		}
+	})
+	family("supervise_program_output_dropped_bytes_total", "counter", "Output bytes that could not be written to the program's log file.", func(p control.ProgramStatus) {
+		if p.Output != nil {
+			fmt.Fprintf(&b, "supervise_program_output_dropped_bytes_total{%s} %d\n", labels(p), p.Output.DroppedBytes)
+		}
+	})
 	if slices.ContainsFunc(progs, func(p control.ProgramStatus) bool { return p.Probes != nil }) {
 		probes := func(each func(p control.ProgramStatus, probe string, ps *control.ProbeStatus)) func(control.ProgramStatus) {
 			return func(p control.ProgramStatus) {

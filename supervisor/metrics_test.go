@@ -127,6 +127,8 @@ func TestMetricsAndHealthz(t *testing.T) {
 		`supervise_program_up{program="m",instance="m"} 1`,
 		`supervise_program_breaker_state{program="m",instance="m",state="closed"} 1`,
 		`supervise_program_failures_total{program="m",instance="m"} 0`,
+		`supervise_program_output_dropped_lines_total{program="m",instance="m"} 0`,
+		`supervise_program_output_dropped_bytes_total{program="m",instance="m"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lacks %q:\n%s", want, body)

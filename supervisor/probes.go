@@ -78,7 +78,12 @@ func attachProbes(s *Supervisor, p *program, r *run, _ *[]string) (attachment, e
 	}
 	if pr := cfg.Readiness; pr != nil {
 		if pr.Kind() == conf.ProbeLogLine {
+			stage := s.out.stage
 			a.lines = probe.NewLineMatcher(pr.LogLine, pr.SuccessThreshold, s.clk, func(line string) {
+				// Called on the goroutine that reads the Lines outputs,
+				// the stage's owner: the kept lines hold the line
+				// before the loop hears of it, as the console does.
+				stage.publish()
 				st := probe.Status{State: probe.Passing}
 				s.box.push(probed{name: name, run: n, probe: probeReadiness, from: probe.Unknown, to: probe.Passing, st: st, line: line})
 			})

@@ -498,6 +498,8 @@ func TestReplicaMetricsLabels(t *testing.T) {
 		`supervise_program_state{program="m",instance="m:0",state="running"} 1`,
 		`supervise_program_up{program="m",instance="m:1"} 1`,
 		`supervise_program_restarts_total{program="m",instance="m:0"} 0`,
+		`supervise_program_output_dropped_lines_total{program="m",instance="m:1"} 0`,
+		`supervise_program_output_dropped_bytes_total{program="m",instance="m:0"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lacks %q:\n%s", want, body)

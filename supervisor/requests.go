@@ -42,6 +42,8 @@ func (s *Supervisor) controlHandlers() control.Handlers {
 	for name := range loopCommands {
 		hs[name] = unary
 	}
+	hs[control.CmdLogs] = s.cmdLogs
+	hs[control.CmdReopenLogs] = control.Unary(s.cmdReopenLogs)
 	return hs
 }
 
@@ -250,6 +252,7 @@ func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFi
 			Autostart:  cfg.Autostart,
 			Probes:     p.probesStatus(),
 		}
+		st.Output = s.out.logs.outputStatus(p.name)
 		if why := s.waitReason(p); why != "" {
 			st.Error = why
 		} else if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {

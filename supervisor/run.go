@@ -68,17 +68,15 @@ func (s *Supervisor) spawn(p *program, a lifecycle.Spawn) {
 			r.atts = append(r.atts, x)
 		}
 	}
-	if cfg.LogRate > 0 {
-		r.limiter = newLineLimiter(cfg.LogRate, cfg.EffectiveLogBurst(), s.clk)
-	}
+	r.limiter = s.newLimiter(p)
 	spec := procs.Spec{
 		Argv:   cfg.Command,
 		Dir:    cfg.Directory,
 		Env:    env,
 		User:   cfg.User,
 		Group:  cfg.Group,
-		Stdout: s.output(p.name, "stdout", cfg.Stdout, r.limiter),
-		Stderr: s.output(p.name, "stderr", cfg.Stderr, r.limiter),
+		Stdout: s.output(p, r, "stdout", cfg.Stdout),
+		Stderr: s.output(p, r, "stderr", cfg.Stderr),
 		// A program's last lines come before the report of its end.
 		DrainOutput: true,
 	}
@@ -145,7 +143,7 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 		s.trace("exit", p.name, e.At)
 	}
 	r := p.run
-	if lim, proc, log := r.limiter, r.proc, p.log; lim != nil {
+	if lim, proc := r.limiter, r.proc; lim != nil {
 		// The output may still be draining: report the last drops once
 		// every line of the run was read (or when the supervisor ends).
 		go func() {
@@ -153,9 +151,7 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 			case <-proc.OutputDone():
 			case <-s.loopDone:
 			}
-			if d := lim.flush(); d > 0 {
-				log.Warn("dropped lines above log_rate", zap.Uint64("dropped", d))
-			}
+			lim.finish()
 		}()
 	}
 	s.endRun(p, r)

@@ -82,9 +82,17 @@ type Options struct {
 	Lines LineWriter
 }
 
-// LineWriter writes one line of a program's output to the log.
+// LineWriter writes the output lines of programs to the supervisor's log
+// (SPEC §14). Its methods are called from the output reader's goroutine
+// (WriteLine) and the event loop (SetNameWidth).
 type LineWriter interface {
-	WriteLine(program, stream string, line []byte, partial bool)
+	// WriteLine writes one line of program's stream (a leading piece of
+	// a line cut at procs.MaxLine when partial) and returns the time it
+	// stamped it with, which the line is kept with for `supervise logs`.
+	WriteLine(program, stream string, line []byte, partial bool) time.Time
+	// SetNameWidth sets the width program names are padded to: the
+	// length of the longest name of the configuration.
+	SetNameWidth(n int)
 }
 
 // Supervisor runs a configuration. Create it with New and call Run once.
@@ -148,6 +156,8 @@ type Supervisor struct {
 	endingProbes []*probeAttachment
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
+	// out keeps the programs' output: lines, files, counts (output.go).
+	out *outputs
 }
 
 // New checks the options and prepares a supervisor; nothing runs yet.
@@ -174,6 +184,7 @@ func New(opts Options) (*Supervisor, error) {
 		progs:    map[string]*program{},
 		orphans:  make(chan struct{}, 1),
 	}
+	s.out = newOutputs(opts.Lines, opts.Clock, opts.Logger)
 	return s, nil
 }
 
@@ -397,6 +408,7 @@ func (s *Supervisor) cleanup() {
 	if s.notifyDir != "" {
 		os.RemoveAll(s.notifyDir)
 	}
+	s.out.close()
 }
 
 // applyInitial creates the programs of the configuration and starts the
@@ -536,6 +548,8 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 		s.beginTeardown("signal "+conf.SignalName(ssig), 0)
 	case ssig == syscall.SIGHUP:
 		s.reload("SIGHUP", nil)
+	case ssig == syscall.SIGUSR1:
+		s.out.files.reopenAsync("SIGUSR1")
 	default:
 		s.log.Info("ignoring signal", zap.String("signal", conf.SignalName(ssig)))
 	}

@@ -224,8 +224,8 @@ func (s *Supervisor) runCommand(ctx context.Context, t *conf.TeardownStep) error
 	proc, err := s.opts.Reaper.Spawn(procs.Spec{
 		Argv:   t.Command,
 		Env:    s.environment(&conf.Program{}),
-		Stdout: s.output(name, "stdout", conf.Output{Kind: conf.OutputLog}, nil),
-		Stderr: s.output(name, "stderr", conf.Output{Kind: conf.OutputLog}, nil),
+		Stdout: s.consoleOutput(name, "stdout"),
+		Stderr: s.consoleOutput(name, "stderr"),
 	}, func(e procs.Exit) { done <- e })
 	if err != nil {
 		return fmt.Errorf("teardown.%s: %w", t.Name, err)

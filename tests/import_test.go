@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/supervise/supervise/control"
 )
 
@@ -50,7 +48,6 @@ func TestImportRunsForReal(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte(r.stdout), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			skipUnknownFeatures(t, r.stdout)
 			if v := runBin(t, 20*time.Second, "validate", "-c", cfg); v.code != 0 {
 				t.Fatalf("validate of the import: %s\n%s", v, r.stdout)
 			}
@@ -93,91 +90,6 @@ func copyTree(t *testing.T, from string) string {
 		t.Fatal(err)
 	}
 	return to
-}
-
-// feature is a part of the configuration being built beside the importer;
-// a conversion that uses it can only run once supervise knows it.
-type feature struct {
-	name, issue string
-	probe       string                    // a configuration using it
-	refusal     string                    // what validate says of probe while the feature is unknown
-	uses        func(map[string]any) bool // whether a configuration uses it
-	usesText    func(string) bool         // the same, by the text
-}
-
-var importFeatures = []feature{
-	{name: "probes", issue: "issue 10",
-		probe:   "[programs.a]\ncommand = [\"true\"]\n[programs.a.readiness]\nexec = [\"true\"]\n",
-		refusal: `unknown key "readiness"`,
-		uses:    func(c map[string]any) bool { return anyProgram(c, "readiness") || anyProgram(c, "liveness") }},
-	{name: "dependency conditions", issue: "issue 10",
-		probe:   "[programs.a]\ncommand = [\"true\"]\ndepends_on = { b = \"started\" }\n[programs.b]\ncommand = [\"true\"]\n",
-		refusal: `key "depends_on": expected an array`,
-		uses: func(c map[string]any) bool {
-			return anyProgramValue(c, "depends_on", func(v any) bool { _, table := v.(map[string]any); return table })
-		}},
-	{name: "replicas", issue: "issue 11",
-		probe:    "[programs.a]\ncommand = [\"true\"]\nreplicas = 2\n",
-		refusal:  `unknown key "replicas"`,
-		uses:     func(c map[string]any) bool { return anyProgram(c, "replicas") },
-		usesText: func(s string) bool { return strings.Contains(s, "{replica}") || strings.Contains(s, "{name}") }},
-	{name: "log rotation", issue: "issue 12",
-		probe:   "[programs.a]\ncommand = [\"true\"]\nstdout = \"/tmp/a.log\"\nlog_max_size = \"1MB\"\n",
-		refusal: `unknown key "log_max_size"`,
-		uses:    func(c map[string]any) bool { return anyProgram(c, "log_max_size") || anyProgram(c, "log_max_files") }},
-}
-
-// skipUnknownFeatures skips the test when the configuration uses a
-// feature this build of supervise refuses as unknown (and only then: a
-// probe refused for another reason fails the test).
-func skipUnknownFeatures(t *testing.T, text string) {
-	t.Helper()
-	var c map[string]any
-	if _, err := toml.Decode(text, &c); err != nil {
-		t.Fatalf("the import is not TOML: %v\n%s", err, text)
-	}
-	var missing []string
-	for _, f := range importFeatures {
-		if !f.uses(c) && (f.usesText == nil || !f.usesText(text)) {
-			continue
-		}
-		path := filepath.Join(t.TempDir(), "probe.toml")
-		if err := os.WriteFile(path, []byte(f.probe), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		v := runBin(t, 20*time.Second, "validate", "-c", path)
-		switch {
-		case v.code == 0:
-		case v.code == 2 && strings.Contains(v.stderr, f.refusal):
-			missing = append(missing, fmt.Sprintf("%s (%s)", f.name, f.issue))
-		default:
-			t.Fatalf("validate of a file using %s: %s", f.name, v)
-		}
-	}
-	if len(missing) > 0 {
-		t.Skip("needs " + strings.Join(missing, ", "))
-	}
-}
-
-func anyProgram(c map[string]any, key string) bool {
-	return anyProgramValue(c, key, func(any) bool { return true })
-}
-
-func anyProgramValue(c map[string]any, key string, ok func(any) bool) bool {
-	tables := []any{c["defaults"]}
-	if progs, _ := c["programs"].(map[string]any); progs != nil {
-		for _, p := range progs {
-			tables = append(tables, p)
-		}
-	}
-	for _, p := range tables {
-		if m, _ := p.(map[string]any); m != nil {
-			if v, set := m[key]; set && ok(v) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // healthy waits until each program is running, and checks that none failed
@@ -241,8 +153,12 @@ func checkSupervisord(t *testing.T, s *sup) {
 			t.Errorf("web %d: served %q, not the directory's index.html", i, body)
 		}
 	}
-	// redirect_stderr: both streams in the rotated log file.
+	// redirect_stderr: both streams in the rotated log file, which the
+	// supervisor writes (log_max_size): the one file it reopens.
 	fileHolds(t, filepath.Join(s.dir, "logs", "kv.log"), "kv: listening on 19379", "kv: on stderr")
+	if r := s.ctl(t, "reopen-logs"); r.code != 0 || r.stdout != "reopened 1 log file\n" {
+		t.Errorf("reopen-logs: %s", r)
+	}
 	if code := s.stop(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}

@@ -24,7 +24,7 @@ command = ["/bin/sleep", "1000"]
 	lastLine, failed := -1, -1
 	for i, l := range s.logLines() {
 		switch {
-		case l["program"] == "flaky" && l["msg"] == "flaky: crashing":
+		case l["program"] == "flaky" && l["line"] == "flaky: crashing":
 			lastLine = i
 		case l["program"] == "flaky" && l["msg"] == "failed" && failed < 0:
 			failed = i

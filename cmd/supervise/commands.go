@@ -80,7 +80,7 @@ func cmdRun(inv *control.Invocation, _, stderr io.Writer) (int, error) {
 
 	var sup *supervisor.Supervisor
 	orphan := make(chan struct{}) // closed once sup is set
-	lines := newLineWriter(sink, cfg.Supervisor.LogFormat, atom)
+	lines := newLineWriter(sink, cfg.Supervisor.LogFormat, atom, control.UseColor(stderr))
 	reaper, err := procs.NewReaper(procs.ReaperOptions{
 		Subreaper: true,
 		OutputBatch: func(begin bool) {
@@ -129,11 +129,8 @@ func cmdRun(inv *control.Invocation, _, stderr io.Writer) (int, error) {
 	return code, nil
 }
 
-// consoleTimeLayout is the time format of console logs.
-const consoleTimeLayout = "2006-01-02T15:04:05.000Z07:00"
-
-// newLogger builds the supervisor's logger: console for people, JSON for
-// machines.
+// newLogger builds the supervisor's logger: console for people (each
+// entry about a program led by its name), JSON for machines.
 func newLogger(format string, level zap.AtomicLevel, w zapcore.WriteSyncer) *zap.Logger {
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "time"
@@ -144,9 +141,9 @@ func newLogger(format string, level zap.AtomicLevel, w zapcore.WriteSyncer) *zap
 		enc = zapcore.NewJSONEncoder(ec)
 	} else {
 		ec.EncodeLevel = zapcore.CapitalLevelEncoder
-		ec.EncodeTime = zapcore.TimeEncoderOfLayout(consoleTimeLayout)
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout(control.ConsoleTimeLayout)
 		ec.CallerKey = ""
-		enc = zapcore.NewConsoleEncoder(ec)
+		enc = &programFirst{Encoder: zapcore.NewConsoleEncoder(ec)}
 	}
 	core := zapcore.NewCore(enc, w, level)
 	return zap.New(core)
@@ -379,6 +376,11 @@ func checkAlive(inv *control.Invocation, v *verdict) (int, error) {
 // its replies: exit 0, or 1 when the request failed or any program's
 // result did.
 func cmdControl(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	if v := inv.Value(control.ParamSince); v != "" && inv.Command.Name == control.CmdLogs {
+		if _, err := control.ParseSince(v, time.Now()); err != nil {
+			return 2, usageError{fmt.Sprintf("--since: %v", err)}
+		}
+	}
 	path, code, err := socketFor(inv.Value("config"), inv.Value("socket"))
 	if err != nil {
 		return code, err

@@ -23,12 +23,22 @@ const batchFlushAt = 64 << 10
 
 func newBatchWriter(w io.Writer) *batchWriter { return &batchWriter{w: w} }
 
-// Write writes p now, or gathers it while a batch is open.
+// Write writes p now, or gathers it while a batch is open; a large p (a
+// round of program lines gathered by the line writer) is written as it
+// is, after what was gathered before it, rather than copied.
 func (b *batchWriter) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.depth == 0 {
 		return b.w.Write(p)
+	}
+	if len(p) >= batchFlushAt {
+		b.flushLocked()
+		n, err := b.w.Write(p)
+		if err != nil && b.err == nil {
+			b.err = err
+		}
+		return n, err
 	}
 	b.buf = append(b.buf, p...)
 	if len(b.buf) >= batchFlushAt {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -221,48 +223,83 @@ func TestBatchWriter(t *testing.T) {
 	}
 }
 
-// TestLineWriterMatchesZap checks that the fast line formatter writes what
-// the zap logger would write for the same line, in both formats.
-func TestLineWriterMatchesZap(t *testing.T) {
+// TestLineWriterFormats checks the two formats of program lines: the
+// console's `TIME NAME | line` (names padded, stderr marked, colours only
+// when asked) and JSON objects with ts, program, stream, line, partial
+// that decode back to the line, whatever bytes it holds.
+func TestLineWriterFormats(t *testing.T) {
 	lines := []string{
 		"plain line",
 		`quotes " and \ backslash`,
-		"tab\there, cr\r, bell\a",
+		"tab\there, cr\r, bell\a, del\x7f",
 		"utf-8: héllo ✓",
 		"bad utf-8: \xff\xfe end",
+		"<html> & 'x'",
 		"",
 	}
-	stripTime := func(format, s string) string {
-		if format == "json" {
-			i := strings.Index(s, `"time":"`)
-			j := strings.Index(s[i+8:], `"`)
-			return s[:i] + s[i+8+j+1:]
-		}
-		return s[strings.IndexByte(s, '\t'):]
-	}
-	for _, format := range []string{"console", "json"} {
-		for _, partial := range []bool{false, true} {
-			for _, line := range lines {
-				var zb, lb bytes.Buffer
-				level := zap.NewAtomicLevelAt(zap.InfoLevel)
-				log := newLogger(format, level, zapcore.AddSync(&zb)).With(zap.String("program", "web"), zap.String("stream", "stderr"))
-				if partial {
-					log.Info(line, zap.Bool("partial", true))
-				} else {
-					log.Info(line)
-				}
-				newLineWriter(zapcore.AddSync(&lb), format, level).WriteLine("web", "stderr", []byte(line), partial)
-				if got, want := stripTime(format, lb.String()), stripTime(format, zb.String()); got != want {
-					t.Errorf("%s partial=%v %q:\n got %q\nwant %q", format, partial, line, got, want)
-				}
+	level := zap.NewAtomicLevelAt(zap.InfoLevel)
+	for _, partial := range []bool{false, true} {
+		for _, line := range lines {
+			var b bytes.Buffer
+			w := newLineWriter(zapcore.AddSync(&b), "json", level, true)
+			at := w.WriteLine("web", "stderr", []byte(line), partial)
+			var got map[string]any
+			if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+				t.Fatalf("%q: invalid JSON %q: %v", line, b.String(), err)
+			}
+			want := map[string]any{"ts": at.Format(time.RFC3339Nano), "program": "web", "stream": "stderr", "line": string([]rune(line))}
+			if partial {
+				want["partial"] = true
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%q: got %v, want %v", line, got, want)
 			}
 		}
 	}
-	// Below info, nothing is written.
-	var lb bytes.Buffer
-	newLineWriter(zapcore.AddSync(&lb), "console", zap.NewAtomicLevelAt(zap.WarnLevel)).WriteLine("web", "stdout", []byte("x"), false)
-	if lb.Len() != 0 {
-		t.Fatalf("written below its level: %q", lb.String())
+	var b bytes.Buffer
+	w := newLineWriter(zapcore.AddSync(&b), "console", level, false)
+	w.SetNameWidth(6)
+	at := w.WriteLine("web", "stdout", []byte("listening on :8080"), false)
+	w.WriteLine("worker", "stderr", []byte("warning: disk"), false)
+	stamp := at.Format(control.ConsoleTimeLayout)
+	if got := strings.SplitN(b.String(), "\n", 2)[0]; got != stamp+" web    | listening on :8080" {
+		t.Errorf("console line %q", got)
+	}
+	if !strings.HasSuffix(b.String(), " worker ! warning: disk\n") {
+		t.Errorf("stderr line %q", b.String())
+	}
+	b.Reset()
+	w = newLineWriter(zapcore.AddSync(&b), "console", level, true)
+	w.SetNameWidth(4)
+	w.WriteLine("web", "stderr", []byte("x"), false)
+	if want := " " + control.NameColor("web") + "web\x1b[0m  \x1b[31m!\x1b[0m x\n"; !strings.HasSuffix(b.String(), want) {
+		t.Errorf("coloured line %q, want the suffix %q", b.String(), want)
+	}
+	// Below info, nothing is written, but the line still gets its time.
+	b.Reset()
+	if at := newLineWriter(zapcore.AddSync(&b), "console", zap.NewAtomicLevelAt(zap.WarnLevel), false).WriteLine("web", "stdout", []byte("x"), false); b.Len() != 0 || at.IsZero() {
+		t.Fatalf("written below its level: %q", b.String())
+	}
+}
+
+// TestEventsLeadWithProgram checks that the supervisor's own console
+// entries about a program lead with its name, with the other fields kept.
+func TestEventsLeadWithProgram(t *testing.T) {
+	var b bytes.Buffer
+	log := newLogger("console", zap.NewAtomicLevelAt(zap.InfoLevel), zapcore.AddSync(&b))
+	log.With(zap.String("program", "web")).Info("started", zap.Int("pid", 42))
+	log.Info("exited", zap.String("program", "db"), zap.String("exit", "exit 1"))
+	log.Info("supervisor started", zap.Int("programs", 2))
+	got := strings.Split(strings.TrimSpace(b.String()), "\n")
+	for i, want := range []string{"\tINFO\tweb\tstarted\t{\"pid\": 42}", "\tINFO\tdb\texited\t{\"exit\": \"exit 1\"}", "\tINFO\tsupervisor started\t{\"programs\": 2}"} {
+		if i >= len(got) || !strings.HasSuffix(got[i], want) {
+			t.Errorf("entry %d: %q, want the suffix %q", i, got, want)
+		}
+	}
+	b.Reset()
+	newLogger("json", zap.NewAtomicLevelAt(zap.InfoLevel), zapcore.AddSync(&b)).With(zap.String("program", "web")).Info("started")
+	if !strings.Contains(b.String(), `"program":"web"`) {
+		t.Errorf("JSON entry lost its program: %s", b.String())
 	}
 }
 
@@ -270,11 +307,14 @@ func BenchmarkLineWriter(b *testing.B) {
 	line := []byte(strings.Repeat("x", 99))
 	for _, format := range []string{"console", "json"} {
 		b.Run(format, func(b *testing.B) {
-			w := newLineWriter(zapcore.AddSync(io.Discard), format, zap.NewAtomicLevelAt(zap.InfoLevel))
+			w := newLineWriter(zapcore.AddSync(io.Discard), format, zap.NewAtomicLevelAt(zap.InfoLevel), false)
+			w.SetNameWidth(8)
 			b.SetBytes(int64(len(line) + 1))
+			w.Batch(true) // as the output reader does it, one clock read per round
 			for b.Loop() {
 				w.WriteLine("spew", "stdout", line, false)
 			}
+			w.Batch(false)
 		})
 	}
 }
@@ -296,7 +336,7 @@ func TestAppendRFC3339Nano(t *testing.T) {
 
 func TestLineWriterBatchSharesOneTimestamp(t *testing.T) {
 	var b bytes.Buffer
-	w := newLineWriter(zapcore.AddSync(&b), "json", zap.NewAtomicLevelAt(zap.InfoLevel))
+	w := newLineWriter(zapcore.AddSync(&b), "json", zap.NewAtomicLevelAt(zap.InfoLevel), false)
 	w.Batch(true)
 	w.WriteLine("p", "stdout", []byte("a"), false)
 	time.Sleep(2 * time.Millisecond) // a real clock must move between the lines
@@ -306,8 +346,8 @@ func TestLineWriterBatchSharesOneTimestamp(t *testing.T) {
 	w.WriteLine("p", "stdout", []byte("c"), false)
 	var times []string
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		i := strings.Index(line, `"time":"`)
-		times = append(times, line[i+8:i+8+strings.Index(line[i+8:], `"`)])
+		i := strings.Index(line, `"ts":"`)
+		times = append(times, line[i+6:i+6+strings.Index(line[i+6:], `"`)])
 	}
 	if len(times) != 3 || times[0] != times[1] || times[1] == times[2] {
 		t.Fatalf("timestamps %q: want the batch's two equal and the third later", times)
@@ -359,5 +399,37 @@ func TestSocketFor(t *testing.T) {
 	}
 	if got, code, err := socketFor("", ""); got != "/xdg/supervise.sock" || code != 0 || err != nil {
 		t.Errorf("no file: %q, %d, %v", got, code, err)
+	}
+}
+
+// FuzzAppendJSONString checks that any line becomes a JSON string that
+// decodes to the line, each byte of invalid UTF-8 as U+FFFD.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"plain", `a"b\c`, "tab\tnl\ncr\r\x00\x1f\x7f", "héllo ✓", "\xff\xfe", "0123456789abcdef\"", strings.Repeat("x", 99)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		b := appendJSONString([]byte(`"`), s)
+		b = append(b, '"')
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q gave invalid JSON %q: %v", s, b, err)
+		}
+		if want := string([]rune(string(s))); got != want {
+			t.Fatalf("%q decodes to %q, want %q", s, got, want)
+		}
+	})
+}
+
+func TestJSONSpecial(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			special := c < 0x20 || c == '"' || c == '\\' || c >= 0x80
+			if got := jsonSpecial(binary.LittleEndian.Uint64(w)); got != special {
+				t.Fatalf("byte %#x at %d: special = %v", c, pos, got)
+			}
+		}
 	}
 }

@@ -1136,8 +1136,14 @@ func (sv *svConv) logs(s *iniSection, t *table, x *expansion, count int, redirec
 		}
 		return sv.from(st, s)
 	}
+	files := r.backups
+	if files > conf.MaxLogFiles {
+		sv.note(sv.rel(r.bu.k.file), r.bu.k.line, "["+sec+"] "+r.name+"_logfile_backups",
+			"%d: supervise keeps at most %d rotated files", files, conf.MaxLogFiles)
+		files = conf.MaxLogFiles
+	}
 	t.set("log_max_size", tomlSize(r.maxbytes), comment(r.mb, r.name+"_logfile_maxbytes"))
-	t.set("log_max_files", strconv.Itoa(r.backups), comment(r.bu, r.name+"_logfile_backups"))
+	t.set("log_max_files", strconv.Itoa(files), comment(r.bu, r.name+"_logfile_backups"))
 	return nil
 }
 

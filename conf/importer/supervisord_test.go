@@ -256,6 +256,18 @@ stderr_logfile_backups=2
 	noNotes(t, res)
 }
 
+// More backups than supervise keeps: the most it keeps, with a note.
+func TestSupervisordLogBackupsCapped(t *testing.T) {
+	res, _ := sv(t, `
+[program:a]
+command=/bin/a
+stdout_logfile=/var/log/a.out
+stdout_logfile_backups=5000
+`)
+	hasLines(t, res, "", "[programs.a]", `stdout = "/var/log/a.out"`, `log_max_size = "50MB"`, "log_max_files = 1000")
+	hasNotes(t, res, "", "supervisord.conf:5: [program:a] stdout_logfile_backups: 5000: supervise keeps at most 1000 rotated files")
+}
+
 func TestSupervisordNotConverted(t *testing.T) {
 	res, dir := sv(t, `[unix_http_server]
 file=/run/supervisor.sock
