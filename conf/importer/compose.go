@@ -50,6 +50,7 @@ type pcProc struct {
 	t        *table
 	disabled bool
 	probe    bool // has a readiness or a liveness probe
+	always   bool // availability.restart is "always": it never completes
 	logReady string
 	replicas int
 	env      map[string]string
@@ -209,6 +210,13 @@ func (pc *pcConv) collect(e yEntry) error {
 		return err
 	}
 	p.probe = p.field("readiness_probe") != nil || p.field("liveness_probe") != nil
+	if av := resolve(p.field("availability")); av != nil && av.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(av.Content); i += 2 {
+			if v := resolve(av.Content[i+1]); av.Content[i].Value == "restart" && v != nil && v.Value == "always" {
+				p.always = true
+			}
+		}
+	}
 	if n := p.field("ready_log_line"); n != nil {
 		if p.logReady, err = pc.yString(path+".ready_log_line", n); err != nil {
 			return err
@@ -677,6 +685,13 @@ func (pc *pcConv) dependsOn(p *pcProc, e yEntry) error {
 			continue
 		case d.key == p.name:
 			return pc.yErr(d.k, dpath, "a process cannot depend on itself")
+		}
+		if mapped == "completed" && dep.always {
+			// supervise refuses to wait for the completion of a program that
+			// restarts always: it never completes.
+			pc.note(pc.path, d.k.Line, dpath, "%s: %s restarts always, so it never completes here; %s waits for it to be started", cond, d.key, p.name)
+			conds[d.key] = "started"
+			continue
 		}
 		switch cond {
 		case "process_completed":
