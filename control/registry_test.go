@@ -118,7 +118,8 @@ Flags:
 	for _, line := range []string{
 		"  supervise [run] [-c FILE] [-s SOCKET] [--log-level L] [--log-format console|json] [-- CMD [ARG...]]\n",
 		"  supervise validate [-c FILE] [--strict]\n",
-		"  supervise status [NAME...] [--json]\n",
+		"  supervise status [NAME...] [--json] [--watch]\n",
+		"  supervise events [NAME...] [--json]\n",
 		"  supervise start NAME...\n",
 		"  supervise signal NAME SIGNAL\n",
 		"  supervise check [-c FILE] [--heartbeat FILE] [--max-age DURATION]\n",
@@ -136,7 +137,7 @@ Flags:
 }
 
 func TestUnknownCommand(t *testing.T) {
-	all := "; commands: run, validate, status, start, stop, restart, reset, signal, reload, shutdown, check, version, help"
+	all := "; commands: run, validate, status, start, stop, restart, reset, signal, reload, shutdown, events, check, version, help"
 	for name, want := range map[string]string{
 		"statuss": `unknown command "statuss" (did you mean "status"?)`,
 		"stat":    `unknown command "stat" (did you mean "start"?)`,

@@ -40,7 +40,7 @@ func TestParseRequestValid(t *testing.T) {
 }
 
 func TestParseRequestInvalid(t *testing.T) {
-	const want = "(want one of status, start, stop, restart, reset, signal, reload, shutdown)"
+	const want = "(want one of status, start, stop, restart, reset, signal, reload, shutdown, events)"
 	tests := []struct{ in, want string }{
 		{``, `bad request: empty request`},
 		{`   `, `bad request: empty request`},

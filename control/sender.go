@@ -26,11 +26,13 @@ type Sender struct {
 
 	mu     sync.Mutex
 	queue  [][]byte
-	queued int   // bytes in queue
-	sent   int   // replies accepted
-	err    error // the stream's failure; Send returns it
-	closed bool  // the final message is queued
-	hurry  bool  // the server is closing: write with closeGrace
+	queued int           // bytes in queue
+	unsent int           // bytes accepted and not yet written: queued and the batch being written
+	wrote  chan struct{} // closed and replaced after each write, for WaitUnsent
+	sent   int           // replies accepted
+	err    error         // the stream's failure; Send returns it
+	closed bool          // the final message is queued
+	hurry  bool          // the server is closing: write with closeGrace
 }
 
 // Send queues r as a reply. It fails with ErrStreamClosed after the
@@ -63,9 +65,54 @@ func (s *Sender) Send(r Response) error {
 	}
 	s.queue = append(s.queue, data)
 	s.queued += len(data)
+	s.unsent += len(data)
 	s.sent++
 	s.poke()
 	return nil
+}
+
+// WaitUnsent waits until at most n bytes of the replies sent so far are
+// not yet written to the client, so that a stream can pace itself on its
+// client and keep what it has to drop in its own hands rather than fail
+// with ErrSlowClient. It returns the stream's error once the stream has
+// failed or closed, and ctx's error when ctx ends first.
+func (s *Sender) WaitUnsent(ctx context.Context, n int) error {
+	for {
+		s.mu.Lock()
+		switch {
+		case s.err != nil:
+			err := s.err
+			s.mu.Unlock()
+			return err
+		case s.closed:
+			s.mu.Unlock()
+			return ErrStreamClosed
+		case s.unsent <= n:
+			s.mu.Unlock()
+			return nil
+		}
+		if s.wrote == nil {
+			s.wrote = make(chan struct{})
+		}
+		wrote := s.wrote
+		s.mu.Unlock()
+		select {
+		case <-wrote:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// written accounts for n bytes written (or dropped) and wakes WaitUnsent.
+func (s *Sender) written(n int) {
+	s.mu.Lock()
+	s.unsent = max(s.unsent-n, 0)
+	if s.wrote != nil {
+		close(s.wrote)
+		s.wrote = nil
+	}
+	s.mu.Unlock()
 }
 
 func (s *Sender) poke() {
@@ -82,7 +129,11 @@ func (s *Sender) failLocked(err error) {
 		return
 	}
 	s.err = err
-	s.queue, s.queued = nil, 0
+	s.queue, s.queued, s.unsent = nil, 0, 0
+	if s.wrote != nil {
+		close(s.wrote)
+		s.wrote = nil
+	}
 	s.conn.SetWriteDeadline(time.Unix(1, 0))
 	s.cancel(err)
 	s.poke()
@@ -159,6 +210,7 @@ func (s *Sender) run() {
 				s.mu.Unlock()
 				return
 			}
+			s.written(len(data))
 		}
 		switch {
 		case closed && len(batch) == 0:

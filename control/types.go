@@ -33,7 +33,11 @@
 // socket; WriteTable prints the status table of `supervise status`.
 package control
 
-import "time"
+import (
+	"time"
+
+	"github.com/supervise/supervise/events"
+)
 
 // ProtocolVersion is the version of the wire protocol this package
 // speaks. Every Request and every Message carries it; a server refuses a
@@ -51,6 +55,7 @@ const (
 	CmdSignal   = "signal"
 	CmdReload   = "reload"
 	CmdShutdown = "shutdown"
+	CmdEvents   = "events"
 )
 
 // ParamSignal is the parameter of CmdSignal that holds the signal (a name
@@ -99,6 +104,8 @@ type Response struct {
 	Message  string          `json:"message,omitempty"`
 	Results  []Result        `json:"results,omitempty"`
 	Programs []ProgramStatus `json:"programs,omitempty"`
+	// Event is one event of the events stream (SPEC section 15).
+	Event *events.Event `json:"event,omitempty"`
 }
 
 // Result is the outcome of a command for one program.
