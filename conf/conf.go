@@ -2,7 +2,7 @@
 //
 // It decodes the whole schema of the configuration file (the [supervisor]
 // table, [defaults], every [programs.NAME] with its breaker and watchdog
-// subtables, and the [teardown.NAME] steps) into typed values, with the
+// subtables, the [teardown.NAME] steps and the [hooks.NAME] commands) into typed values, with the
 // built-in defaults and the [defaults] table already applied to every
 // program. A file is validated whole: Parse returns either a complete,
 // valid *Config or an ErrorList naming every problem with its file, line,
@@ -43,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/supervise/supervise/events"
 )
 
 // RestartPolicy says when a program that ended is started again.
@@ -127,6 +129,7 @@ type Config struct {
 	Programs   map[string]*Program // defaults already applied
 	Order      []string            // program names in file order
 	Teardown   map[string]*TeardownStep
+	Hooks      map[string]*Hook
 
 	// defaults is the raw [defaults] table, kept for AddCommand.
 	defaults map[string]any
@@ -196,6 +199,50 @@ type TeardownStep struct {
 	Timeout  time.Duration
 }
 
+// Hook is one [hooks.NAME] table: a command run on chosen events (SPEC
+// section 15).
+type Hook struct {
+	Name    string
+	Line    int // line of the [hooks.NAME] header (0 if unknown)
+	Command []string
+	// Events are the kinds that run the hook; empty is every kind.
+	Events []events.Kind
+	// Programs are the programs (or instances, NAME:i) whose events run
+	// the hook; empty is every program's, and the supervisor's own events.
+	Programs []string
+	Timeout  time.Duration
+}
+
+// Wants reports whether an event of kind k about program runs the hook.
+func (h *Hook) Wants(k events.Kind, program string) bool {
+	return (len(h.Events) == 0 || slices.Contains(h.Events, k)) && events.MatchProgram(h.Programs, program)
+}
+
+// Equal reports whether two hooks have the same name and settings.
+func (h *Hook) Equal(o *Hook) bool {
+	if h == nil || o == nil {
+		return h == o
+	}
+	return h.Name == o.Name && len(hookKeys.diff("", h, o, nil)) == 0
+}
+
+// Summary returns a one-line description of the hook, for `supervise
+// validate`: "hooks.NAME: COMMAND (events K, ...; programs P, ...; timeout D)".
+func (h *Hook) Summary() string {
+	evs, progs := "all events", "all programs"
+	if len(h.Events) > 0 {
+		names := make([]string, len(h.Events))
+		for i, k := range h.Events {
+			names[i] = k.String()
+		}
+		evs = "events " + strings.Join(names, ", ")
+	}
+	if len(h.Programs) > 0 {
+		progs = "programs " + strings.Join(h.Programs, ", ")
+	}
+	return fmt.Sprintf("hooks.%s: %s (%s; %s; timeout %s)", h.Name, strings.Join(h.Command, " "), evs, progs, FormatDuration(h.Timeout))
+}
+
 // Overrides are settings given on the command line, which win over the
 // file. Empty fields override nothing.
 type Overrides struct {
@@ -218,6 +265,7 @@ const (
 	DefaultHalfOpenMaxCalls  = 1
 	DefaultWatchdogTimeout   = 30 * time.Second
 	DefaultTeardownTimeout   = 10 * time.Second
+	DefaultHookTimeout       = 10 * time.Second
 )
 
 func defaultSupervisor() Supervisor {
@@ -267,6 +315,7 @@ func Default() *Config {
 		Supervisor: defaultSupervisor(),
 		Programs:   map[string]*Program{},
 		Teardown:   map[string]*TeardownStep{},
+		Hooks:      map[string]*Hook{},
 	}
 }
 

@@ -3,6 +3,7 @@ package conf
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"regexp"
@@ -20,7 +21,7 @@ var (
 	logFormats     = []string{FormatConsole, FormatJSON}
 	outputKeywords = []string{"log", "inherit", "null"}
 
-	topKeys = []string{"supervisor", "defaults", "programs", "teardown"}
+	topKeys = []string{"supervisor", "defaults", "programs", "teardown", "hooks"}
 
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
@@ -338,7 +339,7 @@ func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 	cfg.File = d.file
 	cfg.lines = d.lines
 	top := &table{d: d}
-	var programs, teardown map[string]any
+	var programs, teardown, hooks map[string]any
 	for _, k := range top.sortedKeys(raw) {
 		v := raw[k]
 		switch k {
@@ -356,6 +357,8 @@ func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 			programs, _ = top.asTable([]string{k}, v)
 		case "teardown":
 			teardown, _ = top.asTable([]string{k}, v)
+		case "hooks":
+			hooks, _ = top.asTable([]string{k}, v)
 		default:
 			top.unknown(nil, k, topKeys)
 		}
@@ -396,7 +399,43 @@ func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
 			cfg.Teardown[name] = s
 		}
 	}
+
+	top3 := &table{d: d, path: []string{"hooks"}}
+	for _, name := range top3.sortedKeys(hooks) {
+		t := &table{d: d, section: "hooks." + name, path: []string{"hooks", name}}
+		if !nameRE.MatchString(name) {
+			t.errAt(nil, `invalid hook name %q: use only letters, digits, "_", "." and "-"`, name)
+		}
+		m, ok := v2table(t, hooks[name])
+		if !ok {
+			continue
+		}
+		if h := t.hook(name, m, programs); h != nil {
+			cfg.Hooks[name] = h
+		}
+	}
 	return cfg
+}
+
+// hook decodes a [hooks.NAME] table; its programs must be tables of
+// programs (the [programs] table of the file).
+func (t *table) hook(name string, m map[string]any, programs map[string]any) *Hook {
+	h := &Hook{Name: name, Line: t.d.lines.line("hooks", name)}
+	hookKeys.reset(h)
+	before := len(t.d.errs)
+	w := newWritten()
+	hookKeys.apply(t, nil, h, m, w)
+	hookKeys.checkRequired(t, nil, h, w)
+	for _, p := range h.Programs {
+		base, _, _ := strings.Cut(p, ":")
+		if _, ok := programs[base]; !ok {
+			t.keyErr([]string{"programs"}, "unknown program %q%s", p, suggest(base, slices.Sorted(maps.Keys(programs))))
+		}
+	}
+	if len(t.d.errs) > before {
+		return nil
+	}
+	return h
 }
 
 // v2table checks that a program or teardown entry is a table.

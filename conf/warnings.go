@@ -37,7 +37,7 @@ func (w Warning) String() string {
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Warnings checks what the file names on this machine, as a start would
-// find it now: that each program's (and teardown step's) command[0]
+// find it now: that each program's (and teardown step's and hook's) command[0]
 // exists and is executable (a name without "/" looked up in the PATH the
 // program gets), that its directory exists, that its user and group exist
 // (as procs.Credential resolves them; unknown numeric ids are allowed) and
@@ -95,6 +95,16 @@ func (c *Config) Warnings() []Warning {
 				line = c.lines.line("teardown", name, "command")
 			}
 			out = append(out, Warning{File: c.File, Line: line, Program: "teardown." + name, Key: "command", Msg: msg})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Hooks)) {
+		h := c.Hooks[name]
+		if msg := checkCommand(h.Command, "", os.Getenv("PATH")); msg != "" {
+			line := h.Line
+			if c.lines != nil {
+				line = c.lines.line("hooks", name, "command")
+			}
+			out = append(out, Warning{File: c.File, Line: line, Program: "hooks." + name, Key: "command", Msg: msg})
 		}
 	}
 	return out

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -165,6 +167,9 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 	sort.Strings(steps)
 	for _, name := range steps {
 		fmt.Fprintf(stdout, "  %s\n", cfg.Teardown[name].Summary())
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Hooks)) {
+		fmt.Fprintf(stdout, "  %s\n", cfg.Hooks[name].Summary())
 	}
 	warnings := cfg.Warnings()
 	sort.SliceStable(warnings, func(i, j int) bool { return warnings[i].Line < warnings[j].Line })
