@@ -38,12 +38,12 @@ type Subscriber struct {
 	size  int
 	wake  chan struct{} // capacity 1: something arrived, or the bus closed
 
-	mu     sync.Mutex
-	buf    []*Event
-	spare  []*Event // the slice the reader handed back, reused
-	lost   uint64
-	ended  bool        // the bus closed: no more events
-	gone   atomic.Bool // the reader left: the bus drops it
+	mu    sync.Mutex
+	buf   []*Event
+	spare []*Event // the slice the reader handed back, reused
+	lost  uint64
+	ended bool        // the bus closed: no more events
+	gone  atomic.Bool // the reader left: the bus drops it
 }
 
 // NewSubscriber returns a reader's buffer for the events of the programs
@@ -84,8 +84,9 @@ func (s *Subscriber) end() {
 }
 
 // Next waits until events arrive and returns them in order, with the
-// number of events lost before the first of them (or, with no events,
-// since the last batch). It returns ErrClosed once the bus has closed and
+// number of events lost after the last of them: those that arrived while
+// the buffer was full. The events that follow the loss come in the next
+// batch. It returns ErrClosed once the bus has closed and
 // everything was read, and ctx's error when ctx ends first. The batch is
 // the reader's until its next call of Next, which may reuse it.
 func (s *Subscriber) Next(ctx context.Context, prev []*Event) (batch []*Event, lost uint64, err error) {

@@ -162,7 +162,7 @@ func TestSubscriberLosesWhenFull(t *testing.T) {
 	if err != nil || len(batch) != 1 || lost != 0 || batch[0].Seq != 6 {
 		t.Fatalf("second Next = %v, lost %d, %v", batch, lost, err)
 	}
-	// Events lost while nothing else fits are reported on their own too.
+	// A loss is of the events between a batch and the next one.
 	publish(&b, 4, "a")
 	batch, _, _ = s.Next(ctx, batch)
 	if len(batch) != 3 {

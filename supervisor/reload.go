@@ -13,6 +13,7 @@ import (
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/systemd"
 	"github.com/supervise/supervise/watch/changes"
@@ -74,6 +75,9 @@ func (s *Supervisor) reload(why string, reply chan answer) {
 		answer(control.Response{Error: "the supervisor is shutting down"})
 		return
 	}
+	refused := func(err error) {
+		s.publish(events.Reload, "", func(ev *events.Event) { ev.Reason, ev.Error = why, err.Error() })
+	}
 	path := s.cfg.File
 	if path == "" {
 		answer(control.Response{Error: "no configuration file to reload (started with -- CMD only)"})
@@ -82,6 +86,7 @@ func (s *Supervisor) reload(why string, reply chan answer) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		s.log.Error("reload: configuration unchanged", zap.String("why", why), zap.Error(err))
+		refused(err)
 		answer(control.Response{Error: "reload: " + err.Error()})
 		return
 	}
@@ -103,13 +108,15 @@ func (s *Supervisor) reload(why string, reply chan answer) {
 	}
 	if err != nil {
 		s.log.Error("reload: invalid configuration, keeping the running one", zap.String("why", why), zap.Error(err))
+		refused(err)
 		answer(control.Response{Error: "configuration unchanged: " + err.Error()})
 		return
 	}
 	s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", systemd.MonotonicNow().Microseconds()))
-	msg := s.apply(cfg)
+	msg, diff := s.apply(cfg)
 	s.cfgBytes = data
 	s.log.Info("configuration reloaded", zap.String("why", why), zap.String("changes", msg))
+	s.publish(events.Reload, "", func(ev *events.Event) { ev.Reason, ev.Diff = why, diff })
 	s.sdNotify("READY=1\nSTATUS=" + s.summary())
 	progs, _ := s.status(nil)
 	answer(control.Response{OK: true, Message: msg, Programs: progs})
@@ -117,10 +124,12 @@ func (s *Supervisor) reload(why string, reply chan answer) {
 
 // apply makes cfg the running configuration: new programs start, removed
 // ones stop, changed ones restart with their new settings, unchanged ones
-// are not touched.
-func (s *Supervisor) apply(cfg *conf.Config) string {
+// are not touched; hooks are added, removed and changed. It returns a
+// message for the log and what changed.
+func (s *Supervisor) apply(cfg *conf.Config) (string, *events.Diff) {
 	old := s.cfg
 	var added, removed, changed []string
+	diff := &events.Diff{}
 	for _, name := range s.order {
 		if cfg.Programs[name] == nil {
 			removed = append(removed, name)
@@ -157,7 +166,11 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	s.indexDependencies()
 	for _, p := range reconfigure {
 		np := cfg.Programs[p.name]
-		inPlace := p.m.Intent() != lifecycle.IntentRemove && !slices.ContainsFunc(p.cfg().Diff(np), conf.NeedsRestart)
+		keys := p.cfg().Diff(np)
+		inPlace := p.m.Intent() != lifecycle.IntentRemove && !slices.ContainsFunc(keys, conf.NeedsRestart)
+		if slices.Contains(changed, p.name) {
+			diff.Changed = append(diff.Changed, events.Changed{Name: p.name, Keys: keys, InPlace: inPlace && p.m.Alive()})
+		}
 		s.step(p, lifecycle.Reconfigure{Config: np, InPlace: inPlace})
 	}
 	for _, p := range added0 {
@@ -184,9 +197,8 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	if old.Supervisor.HeartbeatFile != cfg.Supervisor.HeartbeatFile || old.Supervisor.HeartbeatInterval != cfg.Supervisor.HeartbeatInterval {
 		s.scheduleSelfBeat(true)
 	}
-	if len(added)+len(removed)+len(changed) == 0 {
-		return "no program changed"
-	}
+	diff.Added, diff.Removed = added, removed
+	diff.HooksAdded, diff.HooksRemoved, diff.HooksChanged = s.applyHooks(cfg.Hooks)
 	var parts []string
 	if len(added) > 0 {
 		parts = append(parts, "added "+joinNames(added))
@@ -197,5 +209,16 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	if len(changed) > 0 {
 		parts = append(parts, "changed "+joinNames(changed))
 	}
-	return strings.Join(parts, "; ")
+	if len(parts) == 0 {
+		parts = append(parts, "no program changed")
+	}
+	for _, h := range []struct {
+		what  string
+		names []string
+	}{{"added hooks", diff.HooksAdded}, {"removed hooks", diff.HooksRemoved}, {"changed hooks", diff.HooksChanged}} {
+		if len(h.names) > 0 {
+			parts = append(parts, h.what+" "+joinNames(h.names))
+		}
+	}
+	return strings.Join(parts, "; "), diff
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/supervisor/shutdown"
@@ -126,6 +127,9 @@ type Supervisor struct {
 	orphans      chan struct{}
 	started      time.Time
 	refusals     refusals
+	bus          events.Bus // the events stream's subscribers, sequence and counts
+	hooks        hookSet
+	hookStats    hookStats // the hooks' counters, read by metrics off the loop
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
 }
@@ -270,6 +274,8 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 			s.beginTeardown("context cancelled", 0)
 		}
 	}
+	// The streams get the events published so far, then their end.
+	s.bus.Close()
 	return s.exitCode, nil
 }
 
@@ -337,6 +343,8 @@ func (s *Supervisor) setup() error {
 }
 
 func (s *Supervisor) cleanup() {
+	s.bus.Close()
+	s.stopHooks()
 	for i := len(s.stopLoop) - 1; i >= 0; i-- {
 		s.stopLoop[i]()
 	}
@@ -370,6 +378,7 @@ func (s *Supervisor) applyInitial() {
 		s.order = append(s.order, name)
 	}
 	s.indexDependencies()
+	s.applyHooks(s.cfg.Hooks)
 	for _, name := range s.order {
 		if p := s.progs[name]; p != nil && p.cfg().Autostart {
 			s.start(p, "autostart", false)
@@ -442,6 +451,12 @@ func (s *Supervisor) handle(ev event) {
 		s.beginTeardown(ev.reason, ev.code)
 	case teardownDone:
 		s.finishTeardown(ev.result)
+	case subscribe:
+		s.onSubscribe(ev)
+	case stepProgress:
+		s.onStepProgress(ev)
+	case hooksFlush:
+		s.flushHooks(ev.done)
 	case selfBeat:
 		s.writeSelfBeat()
 		s.scheduleSelfBeat(false)
