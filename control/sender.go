@@ -10,10 +10,14 @@ import (
 	"time"
 )
 
+// writeGroup bounds the bytes of replies written by one system call.
+const writeGroup = 64 << 10
+
 // Sender sends the replies of one request to its client. Send never
 // waits for the client: replies are queued, at most SendBuffer bytes of
 // them, and written by a goroutine of the connection with WriteTimeout
-// per message. A client that falls further behind, or whose write fails,
+// per write (of a reply, or of replies queued together, up to 64 KiB). A
+// client that falls further behind, or whose write fails,
 // ends the stream: Send returns the error from then on and the handler's
 // context ends. Send is safe for concurrent use and may be called from
 // any goroutine, including one that must never block, such as an event
@@ -195,25 +199,35 @@ func (s *Sender) run() {
 	for {
 		s.mu.Lock()
 		batch, closed, failed := s.queue, s.closed, s.err != nil
+		empty := len(batch) == 0
 		s.queue, s.queued = nil, 0
 		s.mu.Unlock()
 		if failed {
 			return
 		}
-		for _, data := range batch {
+		// Replies queued together are written together, a group of up to
+		// writeGroup bytes per system call (and per WriteTimeout).
+		for len(batch) > 0 {
+			n, size := 0, 0
+			for n < len(batch) && (n == 0 || size+len(batch[n]) <= writeGroup) {
+				size += len(batch[n])
+				n++
+			}
 			if !s.prepare() {
 				return
 			}
-			if _, err := s.conn.Write(data); err != nil {
+			group := net.Buffers(batch[:n])
+			if _, err := group.WriteTo(s.conn); err != nil {
 				s.mu.Lock()
 				s.failLocked(fmt.Errorf("writing to the client: %w", err))
 				s.mu.Unlock()
 				return
 			}
-			s.written(len(data))
+			s.written(size)
+			batch = batch[n:]
 		}
 		switch {
-		case closed && len(batch) == 0:
+		case closed && empty:
 			return
 		case !closed:
 			<-s.wake

@@ -42,6 +42,7 @@ type Subscriber struct {
 	buf   []*Event
 	spare []*Event // the slice the reader handed back, reused
 	lost  uint64
+	held  bool        // events arrived and the reader was not woken yet
 	ended bool        // the bus closed: no more events
 	gone  atomic.Bool // the reader left: the bus drops it
 }
@@ -52,7 +53,8 @@ func NewSubscriber(names []string, size int) *Subscriber {
 	return &Subscriber{names: append([]string(nil), names...), size: max(size, 1), wake: make(chan struct{}, 1)}
 }
 
-// offer adds ev unless the buffer is full; it never blocks.
+// offer adds ev unless the buffer is full; it never blocks. The reader
+// is woken by the next Flush, or at once when its buffer is half full.
 func (s *Subscriber) offer(ev *Event) {
 	if !MatchProgram(s.names, ev.Program) {
 		return
@@ -66,10 +68,29 @@ func (s *Subscriber) offer(ev *Event) {
 		}
 		s.buf = append(s.buf, ev)
 	}
+	now := len(s.buf) >= (s.size+1)/2
+	s.held = !now
 	s.mu.Unlock()
+	if now {
+		s.poke()
+	}
+}
+
+func (s *Subscriber) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// flush wakes the reader if events wait for it.
+func (s *Subscriber) flush() {
+	s.mu.Lock()
+	held := s.held
+	s.held = false
+	s.mu.Unlock()
+	if held {
+		s.poke()
 	}
 }
 
@@ -77,10 +98,7 @@ func (s *Subscriber) end() {
 	s.mu.Lock()
 	s.ended = true
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	s.poke()
 }
 
 // Next waits until events arrive and returns them in order, with the
@@ -143,8 +161,13 @@ func (b *Bus) Stamp(k Kind) uint64 {
 func (b *Bus) Active() bool { return len(b.subs) > 0 }
 
 // Publish offers ev, stamped, to every subscriber whose reader is still
-// there; it never blocks. ev must not be changed afterwards.
+// there; it never blocks. ev must not be changed afterwards. The readers
+// are woken by Flush: an owner that publishes a burst of events wakes
+// each reader once, not once per event.
 func (b *Bus) Publish(ev *Event) {
+	if len(b.subs) > 1 && ev.enc == nil {
+		ev.enc = &encoding{}
+	}
 	gone := false
 	for _, s := range b.subs {
 		if s.gone.Load() {
@@ -168,6 +191,15 @@ func (b *Bus) prune() {
 	}
 	clear(b.subs[len(keep):])
 	b.subs = keep
+}
+
+// Flush wakes the readers that have events waiting. An event loop calls
+// it at the end of each round of work; a reader whose buffer is half full
+// is woken without waiting for it.
+func (b *Bus) Flush() {
+	for _, s := range b.subs {
+		s.flush()
+	}
 }
 
 // Subscribe adds s; after Close, s ends at once.

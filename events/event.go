@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -167,6 +168,37 @@ type Event struct {
 	// arrived while the hook's previous run went on and that this run
 	// stands for: they were not delivered on their own.
 	Coalesced uint64 `json:"coalesced,omitempty"`
+
+	// enc, set by Publish, holds the JSON encoding, made once for all
+	// the readers of the event.
+	enc *encoding
+}
+
+type encoding struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// fields is Event without its methods, for encoding.
+type fields Event
+
+// MarshalJSON encodes the event; a published event is encoded once, for
+// every reader.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	if e.enc == nil {
+		return json.Marshal((*fields)(e))
+	}
+	e.enc.once.Do(func() { e.enc.b, e.enc.err = json.Marshal((*fields)(e)) })
+	return e.enc.b, e.enc.err
+}
+
+// Clone returns a copy of the event that may be changed, as a hook's copy
+// with Coalesced set.
+func (e *Event) Clone() *Event {
+	c := *e
+	c.enc = nil
+	return &c
 }
 
 // Diff is what a reload changed.
@@ -226,7 +258,7 @@ func (d *Diff) String() string {
 
 // JSON returns the event as one line of JSON, without a newline.
 func (e *Event) JSON() []byte {
-	b, err := json.Marshal(e)
+	b, err := e.MarshalJSON()
 	if err != nil {
 		// Every field has a JSON form; a Kind without a name is the only
 		// way here, and it is a bug of the publisher.

@@ -223,6 +223,7 @@ func TestNextWaitsAndHonoursContext(t *testing.T) {
 		got <- batch
 	}()
 	publish(&b, 1, "x")
+	b.Flush()
 	if batch := <-got; len(batch) != 1 {
 		t.Fatalf("waiting Next got %v", batch)
 	}
@@ -246,5 +247,30 @@ func TestPublishDoesNotAllocatePerReader(t *testing.T) {
 	var idle Bus
 	if n := testing.AllocsPerRun(100, func() { idle.Stamp(State) }); n != 0 {
 		t.Errorf("Stamp allocates %v times", n)
+	}
+}
+
+// Readers are woken by Flush, once for a burst, or at once when their
+// buffer is half full.
+func TestFlushWakes(t *testing.T) {
+	var b Bus
+	s := NewSubscriber(nil, 10)
+	b.Subscribe(s)
+	publish(&b, 3, "x")
+	if len(s.wake) != 0 {
+		t.Fatal("woken before Flush")
+	}
+	b.Flush()
+	if len(s.wake) != 1 {
+		t.Fatal("not woken by Flush")
+	}
+	<-s.wake
+	b.Flush()
+	if len(s.wake) != 0 {
+		t.Fatal("woken twice for the same events")
+	}
+	publish(&b, 2, "x") // 5 of 10
+	if len(s.wake) != 1 {
+		t.Fatal("not woken with a half full buffer")
 	}
 }

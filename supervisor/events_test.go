@@ -328,8 +328,8 @@ command = ["/bin/sleep", "1000"]
 // slows neither the loop nor the other readers: those get every event,
 // numbered without gaps.
 func TestEventsSlowSubscriber(t *testing.T) {
-	defer func(b, a int) { subscriberBuffer, streamAhead = b, a }(subscriberBuffer, streamAhead)
-	subscriberBuffer, streamAhead = 64, 1024
+	defer func(n int) { subscriberBuffer = n }(subscriberBuffer)
+	subscriberBuffer = 512
 	h := startSup(t, socketConfig(`
 [programs.crash]
 command = ["/bin/false"]
@@ -358,7 +358,7 @@ max_failures = 1000000000
 	}
 	// The kernel's socket buffers and streamAhead hold some events; well
 	// past them, the slow reader's buffer overflows.
-	const want = 4000
+	const want = 6000
 	for range want {
 		fast.next(events.KindNone, "crash")
 	}
@@ -427,3 +427,31 @@ func (c *rawEvents) read(t *testing.T) control.Message {
 }
 
 func (c *rawEvents) close() { c.conn.Close() }
+
+// With no subscriber and no hook, an event is a counter increment: no
+// allocation, and the numbers still advance.
+func TestEventsCostNothingUnread(t *testing.T) {
+	cfg := benchlessConfig(t, "[programs.web]\ncommand = [\"/bin/sleep\", \"1000\"]\n")
+	s, err := New(Options{Config: cfg, Reaper: reaper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.newProgram(cfg.Programs["web"])
+	exit := lifecycle.ExitStatus{Code: 1}
+	records := []lifecycle.Record{
+		lifecycle.Transition{From: lifecycle.Running, To: lifecycle.Backoff, Reason: "exit code 1", PID: 7, Exit: &exit},
+		lifecycle.Failed{Reason: "exit code 1", Consecutive: 1},
+		lifecycle.ReadyChange{Ready: true, Source: "spawn"},
+		lifecycle.BreakerChange{},
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		for _, r := range records {
+			s.publishRecord(p, r)
+		}
+	}); n != 0 {
+		t.Fatalf("publishing unread events allocates %v times", n)
+	}
+	if got := s.bus.Stamp(events.State); got != 1001*4+1 {
+		t.Fatalf("next seq %d, want %d", got, 1001*4+1)
+	}
+}

@@ -289,7 +289,7 @@ func (r *hookRunner) loop() {
 
 // run runs the hook once for ev, which stands for n earlier events too.
 func (r *hookRunner) run(h *conf.Hook, ev *events.Event, n uint64) {
-	e := *ev
+	e := ev.Clone()
 	e.Coalesced = n
 	data := e.JSON()
 	r.count.runs.Add(1)

@@ -263,12 +263,14 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 				for _, ev := range evs {
 					s.handle(ev)
 				}
+				s.bus.Flush()
 				s.opts.LogBatch(false)
 				break
 			}
 			for _, ev := range evs {
 				s.handle(ev)
 			}
+			s.bus.Flush()
 		case <-ctxDone:
 			ctxDone = nil
 			s.beginTeardown("context cancelled", 0)
