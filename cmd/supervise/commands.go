@@ -232,6 +232,9 @@ func cmdCheck(inv *control.Invocation, stdout, _ io.Writer) (int, error) {
 // its replies: exit 0, or 1 when the request failed or any program's
 // result did.
 func cmdControl(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	if inv.Command.Name == control.CmdStatus && inv.Bool("watch") {
+		return cmdStatusWatch(inv, stdout, stderr)
+	}
 	path, code, err := socketFor(inv.Value("config"), inv.Value("socket"))
 	if err != nil {
 		return code, err
