@@ -236,7 +236,8 @@ command = ["/bin/sleep", "1000"]
 	}
 }
 
-// The README's "page me when a breaker opens" hook, as written there.
+// A hook like the README's "page me when a breaker opens": it gets the
+// breaker_open event of the program on stdin and in its environment.
 func TestHookPagesOnBreakerOpen(t *testing.T) {
 	t.Parallel()
 	s := newSup(t, config{programs: `
@@ -263,5 +264,31 @@ timeout = "10s"
 	}
 	if code := s.stop(t); code != 0 {
 		t.Errorf("exit code %d", code)
+	}
+}
+
+// The README's "page me when a breaker opens" hook is a valid table.
+func TestReadmePagingHookIsValid(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join(moduleRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "**Page me when a breaker opens.**")
+	if !ok {
+		t.Fatal("the README has no paging example")
+	}
+	_, block, _ := strings.Cut(after, "```toml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !strings.Contains(block, "[hooks.page]") {
+		t.Fatalf("example %q", block)
+	}
+	file := filepath.Join(t.TempDir(), "supervise.toml")
+	if err := os.WriteFile(file, []byte("[programs.web]\ncommand = [\"/bin/sleep\", \"1000\"]\n"+block), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, 20*time.Second, "validate", "-c", file)
+	if r.code != 0 || !strings.Contains(r.stdout, "hooks.page: /bin/sh -c curl") || !strings.Contains(r.stdout, "events breaker_open, critical_exit") {
+		t.Fatalf("validate: %s", r)
 	}
 }
