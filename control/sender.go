@@ -37,6 +37,9 @@ type Sender struct {
 	err    error         // the stream's failure; Send returns it
 	closed bool          // the final message is queued
 	hurry  bool          // the server is closing: write with closeGrace
+	// timeout replaces WriteTimeout when set; patient removes the limit.
+	timeout time.Duration
+	patient bool
 }
 
 // Send queues r as a reply. It fails with ErrStreamClosed after the
@@ -106,6 +109,17 @@ func (s *Sender) WaitUnsent(ctx context.Context, n int) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// SetWriteTimeout replaces WriteTimeout for the writes that follow; d of
+// 0 or less removes the limit, for a stream that paces itself on its
+// client (WaitUnsent) and so holds a bounded amount for a client that
+// pauses, such as a terminal scrolled back. A closing server still cuts
+// every write short.
+func (s *Sender) SetWriteTimeout(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timeout, s.patient = d, d <= 0
 }
 
 // written accounts for n bytes written (or dropped) and wakes WaitUnsent.
@@ -182,11 +196,17 @@ func (s *Sender) prepare() bool {
 	if s.err != nil {
 		return false
 	}
-	d := WriteTimeout
-	if s.hurry {
-		d = closeGrace
+	var deadline time.Time
+	switch {
+	case s.hurry:
+		deadline = time.Now().Add(closeGrace)
+	case s.patient:
+	case s.timeout > 0:
+		deadline = time.Now().Add(s.timeout)
+	default:
+		deadline = time.Now().Add(WriteTimeout)
 	}
-	if err := s.conn.SetWriteDeadline(time.Now().Add(d)); err != nil {
+	if err := s.conn.SetWriteDeadline(deadline); err != nil {
 		s.failLocked(fmt.Errorf("writing to the client: %w", err))
 		return false
 	}

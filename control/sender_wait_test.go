@@ -117,3 +117,42 @@ func TestWaitUnsentEnds(t *testing.T) {
 		t.Error("WaitUnsent after the client left = nil")
 	}
 }
+
+// SetWriteTimeout changes the limit of a write to a client that reads
+// nothing: a short one cuts the stream off, none keeps it waiting.
+func TestSetWriteTimeout(t *testing.T) {
+	for _, c := range []struct {
+		timeout time.Duration
+		cut     bool
+	}{{100 * time.Millisecond, true}, {0, false}} {
+		got := make(chan error, 1)
+		srv, _ := serveStream(t, Handlers{
+			"follow": func(ctx context.Context, req Request, out *Sender) error {
+				out.SetWriteTimeout(c.timeout)
+				chunk := Response{Message: strings.Repeat("x", 64<<10)}
+				for range 64 { // 4 MiB: more than the socket holds
+					if err := out.Send(chunk); err != nil {
+						got <- err
+						return nil
+					}
+				}
+				wait, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				got <- out.WaitUnsent(wait, 0)
+				<-ctx.Done()
+				return nil
+			},
+			"one": Unary(func(context.Context, Request) Response { return Response{} }),
+		})
+		conn, err := net.Dial("unix", srv.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(`{"v":1,"command":"follow"}` + "\n"))
+		err = <-got
+		if cut := !errors.Is(err, context.DeadlineExceeded); cut != c.cut {
+			t.Errorf("write timeout %v: WaitUnsent = %v, want the stream cut off: %v", c.timeout, err, c.cut)
+		}
+		conn.Close()
+	}
+}

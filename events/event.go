@@ -278,17 +278,15 @@ const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 func (e *Event) Text() string {
 	var b strings.Builder
 	b.WriteString(e.At.Format(TimeLayout))
-	if e.Kind != Lost {
-		b.WriteString(" #")
-		b.WriteString(strconv.FormatUint(e.Seq, 10))
+	switch {
+	case e.Kind == Lost:
+		// A reader's marker: no number, no program.
+		b.WriteByte(' ')
+	case e.Program != "":
+		fmt.Fprintf(&b, " #%d %s ", e.Seq, e.Program)
+	default:
+		fmt.Fprintf(&b, " #%d supervisor ", e.Seq)
 	}
-	b.WriteByte(' ')
-	if e.Program != "" {
-		b.WriteString(e.Program)
-	} else {
-		b.WriteString("supervisor")
-	}
-	b.WriteByte(' ')
 	b.WriteString(e.Kind.String())
 	if d := e.details(); d != "" {
 		b.WriteString(": ")
@@ -371,7 +369,7 @@ func (e *Event) details() string {
 		add(e.Reason)
 		add(e.exit())
 	case Lost:
-		add(fmt.Sprintf("%d events lost: the reader did not keep up", e.Lost))
+		add(fmt.Sprintf("%d events missing here: the reader did not keep up", e.Lost))
 	}
 	return strings.Join(parts, " ")
 }

@@ -43,7 +43,7 @@ func TestText(t *testing.T) {
 			"#13 web teardown_step: program web end failed: context deadline exceeded"},
 		{Event{Seq: 14, Kind: CriticalExit, Program: "main", Reason: "critical program main ended", ExitCode: code(4)},
 			"#14 main critical_exit: critical program main ended exit 4"},
-		{Event{Kind: Lost, Lost: 17}, "supervisor lost: 17 events lost: the reader did not keep up"},
+		{Event{Kind: Lost, Lost: 17}, "lost: 17 events missing here: the reader did not keep up"},
 		{Event{Seq: 15, Kind: Failed, Program: "x", Reason: "line1\nline2", Coalesced: 2}, `#15 x failed: line1\nline2 [2 earlier coalesced]`},
 	} {
 		c.ev.At = at

@@ -248,3 +248,31 @@ events = ["reload"]
 		return err == nil && json.Unmarshal(b, &got) == nil && got.Seq == ev.Seq && got.Kind == events.Reload
 	})
 }
+
+// /metrics counts the events by kind and the hooks' runs.
+func TestMetricsOfEventsAndHooks(t *testing.T) {
+	h, addr := startMetrics(t, `
+[programs.m]
+command = ["/bin/sleep", "1000"]
+[hooks.h]
+command = ["/bin/true"]
+events = ["ready"]
+`, nil)
+	h.waitFor("m running", func() bool { return h.status("m").PID != 0 })
+	var body string
+	h.waitFor("the hook's run counted", func() bool {
+		_, body, _ = fetch(t, "GET", "http://"+addr+"/metrics")
+		return strings.Contains(body, `supervise_hook_runs_total{hook="h"} 1`)
+	})
+	for _, want := range []string{
+		"# TYPE supervise_events_total counter",
+		`supervise_events_total{kind="ready"} 1`,
+		`supervise_events_total{kind="critical_exit"} 0`,
+		`supervise_hook_failures_total{hook="h"} 0`,
+		`supervise_hook_coalesced_total{hook="h"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}

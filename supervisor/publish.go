@@ -209,6 +209,9 @@ func (s *Supervisor) streamEvents(ctx context.Context, req control.Request, out 
 	case <-ctx.Done():
 		return nil
 	}
+	// Paced on the client, the stream holds a bounded backlog: a reader
+	// that pauses (a terminal scrolled back, a pager) is not cut off.
+	out.SetWriteTimeout(0)
 	if err := out.Send(control.Response{OK: true}); err != nil {
 		return nil
 	}
