@@ -50,7 +50,8 @@ const (
 	BreakerClosed
 	// Watchdog is a heartbeat watchdog firing (Action, Detail).
 	Watchdog
-	// Probe is a health probe failing (Source names it; Action, Detail).
+	// Probe is a health probe failing (Source names it; Action, Detail),
+	// or a probe's change of state (From, To: "passing", "failing").
 	Probe
 	// Reload is a re-read configuration applied (Diff), or refused (Error).
 	Reload
@@ -338,7 +339,10 @@ func (e *Event) details() string {
 		}
 		add(s)
 	case Watchdog, Probe:
-		if e.Kind == Probe {
+		switch {
+		case e.Kind == Probe && e.To != "":
+			add(e.Source + " " + e.From + " -> " + e.To)
+		case e.Kind == Probe:
 			add(e.Source + " failed")
 		}
 		add(e.Detail)

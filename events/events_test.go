@@ -34,6 +34,8 @@ func TestText(t *testing.T) {
 			"#8 db watchdog: heartbeat overdue action restart"},
 		{Event{Seq: 9, Kind: Probe, Program: "db", Source: "liveness", Detail: "connection refused", Action: "stop"},
 			"#9 db probe: liveness failed connection refused action stop"},
+		{Event{Seq: 16, Kind: Probe, Program: "db", Source: "readiness", From: "passing", To: "failing", Detail: "HTTP 503"},
+			"#16 db probe: readiness passing -> failing HTTP 503"},
 		{Event{Seq: 10, Kind: Reload, Diff: &Diff{Added: []string{"api"}, Changed: []Changed{{Name: "web", Keys: []string{"command"}}}}, Reason: "SIGHUP"},
 			"#10 supervisor reload: added api; changed web (command) (SIGHUP)"},
 		{Event{Seq: 11, Kind: Reload, Error: "supervise.toml:3: bad"}, "#11 supervisor reload: refused: supervise.toml:3: bad"},

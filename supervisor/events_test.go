@@ -265,8 +265,9 @@ func TestProbeRecordsArePublished(t *testing.T) {
 	s.record(p, lifecycle.ReadyChange{Ready: true, Source: "readiness", Detail: "HTTP 200"})
 	s.record(p, lifecycle.Health{Source: "liveness", Action: conf.WatchdogStop, Ignored: true})
 	s.record(p, lifecycle.Succeeded{Reason: "min_uptime reached"}) // makes no event
+	s.publishProbe(p, "liveness", "failing", "passing", "")
 	got, lost, err := sub.Next(context.Background(), nil)
-	if err != nil || lost != 0 || len(got) != 4 {
+	if err != nil || lost != 0 || len(got) != 5 {
 		t.Fatalf("got %d events, lost %d, %v", len(got), lost, err)
 	}
 	if ev := got[0]; ev.Kind != events.Probe || ev.Source != "liveness" || ev.Detail != "connection refused" || ev.Action != "restart" || ev.Seq != 1 {
@@ -281,7 +282,10 @@ func TestProbeRecordsArePublished(t *testing.T) {
 	if ev := got[3]; ev.Kind != events.Probe || ev.Action != "none" || ev.Seq != 4 {
 		t.Errorf("ignored probe: %s", ev.Text())
 	}
-	if n := s.bus.Count(events.Probe); n != 2 {
+	if ev := got[4]; ev.Kind != events.Probe || ev.Source != "liveness" || ev.From != "failing" || ev.To != "passing" || ev.Seq != 5 {
+		t.Errorf("probe transition: %s", ev.Text())
+	}
+	if n := s.bus.Count(events.Probe); n != 3 {
 		t.Errorf("%d probe events counted", n)
 	}
 }

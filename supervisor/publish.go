@@ -116,6 +116,16 @@ func (s *Supervisor) publishRecord(p *program, r lifecycle.Record) {
 	s.hand(ev)
 }
 
+// publishProbe publishes a change of state of one of p's probes (From
+// and To are the probe's states, "passing" or "failing"; Source names
+// the probe): the transitions a probe goes through besides the readiness
+// changes and health failures its records already publish.
+func (s *Supervisor) publishProbe(p *program, probe, from, to, detail string) {
+	s.publish(events.Probe, p.name, func(ev *events.Event) {
+		ev.Source, ev.From, ev.To, ev.Detail = probe, from, to, detail
+	})
+}
+
 func setExit(ev *events.Event, e lifecycle.ExitStatus) {
 	if e.Signal != 0 {
 		ev.Signal = conf.SignalName(e.Signal)
