@@ -45,3 +45,21 @@ func TestPrintEvent(t *testing.T) {
 		t.Fatal("events is not a streaming command")
 	}
 }
+
+// SendEvent's bytes are those of Send with the event in a Response.
+func TestEventReplyEncoding(t *testing.T) {
+	code := 3
+	ev := &events.Event{Seq: 9, At: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC), Kind: events.State, Program: "web",
+		From: "running", To: "backoff", Reason: "exit \"3\"\n", ExitCode: &code}
+	want, err := json.Marshal(Message{Version: ProtocolVersion, Type: MsgReply, Reply: &Response{OK: true, Event: ev}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(eventReply(ev)); got != string(want)+"\n" {
+		t.Fatalf("eventReply:\n got %s\nwant %s", got, want)
+	}
+	m, err := DecodeMessage(bytes.TrimSuffix(eventReply(ev), []byte("\n")))
+	if err != nil || m.Reply.Event.Seq != 9 || m.Reply.Event.Reason != ev.Reason {
+		t.Fatalf("decoded %+v, %v", m, err)
+	}
+}

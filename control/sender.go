@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/supervise/supervise/events"
 )
 
 // writeGroup bounds the bytes of replies written by one system call.
@@ -53,7 +56,32 @@ func (s *Sender) Send(r Response) error {
 	if err != nil {
 		return fmt.Errorf("control: encoding a reply: %w", err)
 	}
-	data = append(data, '\n')
+	return s.queueReply(append(data, '\n'))
+}
+
+// SendEvent is Send(Response{OK: true, Event: ev}) for a stream of events,
+// with the same bytes on the wire: the event's encoding, which a
+// published event makes once for all its readers, is sent as it is
+// rather than encoded again for each.
+func (s *Sender) SendEvent(ev *events.Event) error {
+	return s.queueReply(eventReply(ev))
+}
+
+// eventReplyStart and eventReplyEnd surround an event's encoding in the
+// encoding of a reply message that carries it.
+var (
+	eventReplyStart = `{"v":` + strconv.Itoa(ProtocolVersion) + `,"type":"` + MsgReply + `","reply":{"ok":true,"event":`
+	eventReplyEnd   = "}}\n"
+)
+
+func eventReply(ev *events.Event) []byte {
+	js := ev.JSON()
+	data := make([]byte, 0, len(eventReplyStart)+len(js)+len(eventReplyEnd))
+	return append(append(append(data, eventReplyStart...), js...), eventReplyEnd...)
+}
+
+// queueReply queues one encoded reply message, newline included.
+func (s *Sender) queueReply(data []byte) error {
 	if len(data) > MaxMessageSize {
 		return fmt.Errorf("control: a reply of %d bytes exceeds the limit of %d", len(data), MaxMessageSize)
 	}

@@ -62,14 +62,23 @@ func (hs *hookSet) offer(ev *events.Event) {
 	}
 }
 
-// apply makes hooks the configured hooks: new ones get a runner, removed
-// ones finish what they were given and end, changed ones take their new
-// settings for their next run. It returns the names of each.
+// applyHooks makes hooks the configured hooks: new ones get a runner,
+// removed ones finish what they were given and end, changed ones take
+// their new settings for their next run. It returns the names of each.
 func (s *Supervisor) applyHooks(hooks map[string]*conf.Hook) (added, removed, changed []string) {
 	hs := &s.hooks
 	if hs.closed {
 		return nil, nil, nil
 	}
+	// Forget the runners of removed hooks that have ended.
+	hs.all = slices.DeleteFunc(hs.all, func(r *hookRunner) bool {
+		select {
+		case <-r.done:
+			return true
+		default:
+			return false
+		}
+	})
 	if hs.byName == nil {
 		hs.byName = map[string]*hookRunner{}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
@@ -29,6 +30,11 @@ var (
 	// streamAhead is how many bytes of events are handed to the
 	// connection ahead of what the client has read.
 	streamAhead = 256 << 10
+	// streamPace is the least time between two batches of a stream: the
+	// first event after a quiet spell goes out at once, the events of a
+	// burst together, so that a stream wakes (itself, its connection and
+	// its client) at most so often however fast events come.
+	streamPace = 10 * time.Millisecond
 )
 
 // recordKind is the kind of event a record of a program's machine makes,
@@ -226,7 +232,7 @@ func (s *Supervisor) streamEvents(ctx context.Context, req control.Request, out 
 		return nil
 	}
 	send := func(ev *events.Event) bool {
-		return out.WaitUnsent(ctx, streamAhead) == nil && out.Send(control.Response{OK: true, Event: ev}) == nil
+		return out.WaitUnsent(ctx, streamAhead) == nil && out.SendEvent(ev) == nil
 	}
 	var batch []*events.Event
 	for {
@@ -240,6 +246,14 @@ func (s *Supervisor) streamEvents(ctx context.Context, req control.Request, out 
 		}
 		if lost > 0 && !send(&events.Event{Kind: events.Lost, At: s.clk.Now(), Lost: lost}) {
 			return nil
+		}
+		if err == nil {
+			pace := time.NewTimer(streamPace)
+			select {
+			case <-pace.C:
+			case <-ctx.Done():
+				pace.Stop()
+			}
 		}
 		if err != nil {
 			// The supervisor ended (its last events are sent) or the
