@@ -1,9 +1,13 @@
 package conf
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math"
+	"net/url"
+	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,22 +85,7 @@ var (
 		show:  func(s string) string { return s },
 	}
 
-	hostPortCodec = &codec[string]{
-		typ: "host:port",
-		decode: scalar(func(t *table, key []string, v any) (string, bool) {
-			x, ok := t.str(key, v)
-			if ok && x != "" {
-				if err := checkHostPort(x); err != nil {
-					t.keyErr(key, "invalid address %q: %v", x, err)
-					return "", false
-				}
-			}
-			return x, ok
-		}),
-		equal: same[string],
-		toml:  quoted,
-		show:  func(s string) string { return s },
-	}
+	hostPortCodec = newHostPortCodec(false)
 
 	durationCodec         = newDurationCodec(false)
 	positiveDurationCodec = newDurationCodec(true)
@@ -105,6 +94,7 @@ var (
 	countCodec    = newIntCodec(1, math.MaxInt32)
 	sizeCodec     = newIntCodec(0, math.MaxInt32)
 	exitCodeCodec = newIntCodec(0, 255)
+	replicasCodec = newIntCodec(0, MaxReplicas)
 
 	rateCodec = &codec[float64]{
 		typ: "number, at least 0",
@@ -183,6 +173,31 @@ var (
 		show: func(m map[string]string) string { return strings.Join(slices.Sorted(maps.Keys(m)), ",") },
 	}
 
+	includeCodec = &codec[[]string]{
+		typ: "array of glob patterns (relative to the file's directory); only the last element may hold wildcards",
+		decode: scalar(func(t *table, key []string, v any) ([]string, bool) {
+			pats, ok := t.strArray(key, v)
+			if !ok {
+				return nil, false
+			}
+			for i, p := range pats {
+				if p == "" {
+					t.keyErr(key, "element %d: empty pattern", i)
+					return nil, false
+				}
+				if err := checkPattern(p); err != nil {
+					t.keyErr(key, "element %d: pattern %q: %v", i, p, err)
+					return nil, false
+				}
+			}
+			return pats, true
+		}),
+		equal: slices.Equal[[]string],
+		clone: slices.Clone[[]string],
+		toml:  tomlStrings,
+		show:  func(a []string) string { return strings.Join(a, ",") },
+	}
+
 	idCodec = &codec[string]{
 		typ: "name, or numeric id",
 		decode: scalar(func(t *table, key []string, v any) (string, bool) {
@@ -204,26 +219,113 @@ var (
 		show:  func(s string) string { return s },
 	}
 
-	dependsCodec = &codec[[]string]{
-		typ: "array of program names",
-		decode: scalar(func(t *table, key []string, v any) ([]string, bool) {
-			deps, ok := t.strArray(key, v)
+	dependsCodec = &codec[[]Dependency]{
+		typ: "array of program names, or a table of program names to `started`, `ready` or `completed`",
+		decode: scalar(func(t *table, key []string, v any) ([]Dependency, bool) {
+			if m, isTable := v.(map[string]any); isTable {
+				return t.dependencyTable(key, m)
+			}
+			if _, isArray := v.([]any); !isArray {
+				t.wrongType(key, "an array of program names or a table of conditions", v)
+				return nil, false
+			}
+			names, ok := t.strArray(key, v)
 			if !ok {
 				return nil, false
 			}
 			seen := map[string]bool{}
-			for _, dep := range deps {
-				if seen[dep] {
-					t.keyErr(key, "%q is listed twice", dep)
+			deps := make([]Dependency, 0, len(names))
+			for _, n := range names {
+				if seen[n] {
+					t.keyErr(key, "%q is listed twice", n)
+					continue
 				}
-				seen[dep] = true
+				seen[n] = true
+				deps = append(deps, Dependency{Name: n, Condition: DependsReady})
 			}
 			return deps, true
 		}),
-		equal: slices.Equal[[]string],
-		clone: slices.Clone[[]string],
-		toml:  tomlStrings,
-		show:  func(a []string) string { return strings.Join(a, ",") },
+		equal: slices.Equal[[]Dependency],
+		clone: slices.Clone[[]Dependency],
+		toml: func(deps []Dependency) string {
+			if !slices.ContainsFunc(deps, func(d Dependency) bool { return d.Condition != DependsReady }) {
+				names := make([]string, len(deps))
+				for i, d := range deps {
+					names[i] = d.Name
+				}
+				return tomlStrings(names)
+			}
+			kv := make([]string, len(deps))
+			for i, d := range deps {
+				kv[i] = tomlKey(d.Name) + " = " + strconv.Quote(string(d.Condition))
+			}
+			return "{ " + strings.Join(kv, ", ") + " }"
+		},
+		show: func(deps []Dependency) string {
+			parts := make([]string, len(deps))
+			for i, d := range deps {
+				parts[i] = d.Name
+				if d.Condition != DependsReady {
+					parts[i] += " (" + string(d.Condition) + ")"
+				}
+			}
+			return strings.Join(parts, ", ")
+		},
+	}
+
+	// urlCodec and probeAddrCodec decode probe targets: a value with a
+	// template ({replica}, {name}) is checked for each instance once
+	// replaced (scaleProblems).
+	urlCodec = &codec[string]{
+		typ: "`http://` or `https://` URL",
+		decode: scalar(func(t *table, key []string, v any) (string, bool) {
+			x, ok := t.str(key, v)
+			if ok && x != "" && !hasTemplate(x) {
+				if err := checkProbeURL(x); err != nil {
+					t.keyErr(key, "invalid URL %q: %v", x, err)
+					return "", false
+				}
+			}
+			return x, ok
+		}),
+		equal: same[string],
+		toml:  quoted,
+		show:  func(s string) string { return s },
+	}
+
+	probeAddrCodec = newHostPortCodec(true)
+
+	regexpCodec = &codec[*regexp.Regexp]{
+		typ: "regular expression (Go syntax)",
+		decode: scalar(func(t *table, key []string, v any) (*regexp.Regexp, bool) {
+			x, ok := t.str(key, v)
+			if !ok {
+				return nil, false
+			}
+			if x == "" {
+				t.keyErr(key, "empty regular expression: it would match every line")
+				return nil, false
+			}
+			re, err := regexp.Compile(x)
+			if err != nil {
+				t.keyErr(key, "invalid regular expression %q: %v", x, unwrapRegexpError(err))
+				return nil, false
+			}
+			return re, true
+		}),
+		equal: func(a, b *regexp.Regexp) bool {
+			if a == nil || b == nil {
+				return a == b
+			}
+			return a.String() == b.String()
+		},
+		toml: func(re *regexp.Regexp) string {
+			if re == nil {
+				return `""`
+			}
+			return strconv.Quote(re.String())
+		},
+		show: func(re *regexp.Regexp) string { return re.String() },
 	}
 
 	exitCodesCodec = &codec[[]int]{
@@ -339,8 +441,7 @@ var (
 				return nil, false
 			}
 			for _, n := range names {
-				base, inst, hasInst := strings.Cut(n, ":")
-				if !nameRE.MatchString(base) || (hasInst && !isIndex(inst)) {
+				if base, _, _ := SplitInstance(n); !nameRE.MatchString(base) {
 					t.keyErr(key, "invalid program name %q: use a program's name, or NAME:i for one of its instances", n)
 					ok = false
 				}
@@ -356,20 +457,74 @@ var (
 	logFormatCodec = newEnumCodec(logFormats...)
 	restartCodec   = newEnumCodec(RestartAlways, RestartOnFailure, RestartNever)
 	actionCodec    = newEnumCodec(WatchdogRestart, WatchdogStop, WatchdogLog)
+	conditionCodec = newEnumCodec(DependsStarted, DependsReady, DependsCompleted)
 )
 
-// isIndex reports whether s is a replica index: decimal digits, no
-// leading zero.
-func isIndex(s string) bool {
-	if s == "" || len(s) > 9 || (s[0] == '0' && len(s) > 1) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
+// dependencyTable decodes the table form of depends_on: program names to
+// conditions, ordered by name. An entry with a bad condition is reported
+// and left out, so that the others are still checked.
+func (t *table) dependencyTable(key []string, m map[string]any) ([]Dependency, bool) {
+	names := slices.Sorted(maps.Keys(m))
+	deps := make([]Dependency, 0, len(names))
+	for _, n := range names {
+		var c DependencyCondition
+		if conditionCodec.decode(t, append(slices.Clone(key), n), m[n], &c) {
+			deps = append(deps, Dependency{Name: n, Condition: c})
 		}
 	}
-	return true
+	return deps, true
+}
+
+// tomlKey writes a program name as a TOML key: bare when it can be.
+func tomlKey(name string) string {
+	for _, r := range name {
+		if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return strconv.Quote(name)
+		}
+	}
+	if name == "" {
+		return `""`
+	}
+	return name
+}
+
+// checkProbeURL accepts an absolute http or https URL with a host.
+func checkProbeURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return unwrapURLError(err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New(`the scheme must be "http" or "https"`)
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("no host")
+	case u.Fragment != "":
+		return errors.New("a fragment (#...) is never sent")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a number between 1 and 65535", p)
+		}
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// unwrapRegexpError drops the "error parsing regexp: " prefix.
+func unwrapRegexpError(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s: `%s`", se.Code, se.Expr)
+	}
+	return err.Error()
 }
 
 func newDurationCodec(positive bool) *codec[time.Duration] {
@@ -421,5 +576,27 @@ func newEnumCodec[T ~string](vals ...T) *codec[T] {
 		equal: same[T],
 		toml:  func(x T) string { return strconv.Quote(string(x)) },
 		show:  func(x T) string { return string(x) },
+	}
+}
+
+// newHostPortCodec returns the codec of a host:port value. With
+// templates, a value holding {replica} or {name} is left to be checked
+// for each instance once replaced (scaleProblems).
+func newHostPortCodec(templates bool) *codec[string] {
+	return &codec[string]{
+		typ: "host:port",
+		decode: scalar(func(t *table, key []string, v any) (string, bool) {
+			x, ok := t.str(key, v)
+			if ok && x != "" && !(templates && hasTemplate(x)) {
+				if err := checkHostPort(x); err != nil {
+					t.keyErr(key, "invalid address %q: %v", x, err)
+					return "", false
+				}
+			}
+			return x, ok
+		}),
+		equal: same[string],
+		toml:  quoted,
+		show:  func(s string) string { return s },
 	}
 }

@@ -1,8 +1,9 @@
 // Package conf reads and checks supervise's TOML configuration.
 //
 // It decodes the whole schema of the configuration file (the [supervisor]
-// table, [defaults], every [programs.NAME] with its breaker and watchdog
-// subtables, the [teardown.NAME] steps and the [hooks.NAME] commands) into typed values, with the
+// table, [defaults], every [programs.NAME] with its breaker, watchdog,
+// readiness and liveness subtables, the [teardown.NAME] steps and the
+// [hooks.NAME] commands) into typed values, with the
 // built-in defaults and the [defaults] table already applied to every
 // program. A file is validated whole: Parse returns either a complete,
 // valid *Config or an ErrorList naming every problem with its file, line,
@@ -20,9 +21,34 @@
 //   - stdout/stderr are "log", "inherit", "null", or a file path, which must
 //     contain a "/" ("./web.log"), so a misspelt keyword is an error rather
 //     than a file name.
+//   - A probe table has exactly one kind (exec, http, tcp, or log_line for
+//     readiness only); a log_line probe needs stdout or stderr = "log".
+//   - depends_on is a list of names, each meaning DependsReady, or a table
+//     of names to conditions; a "completed" dependency cannot have
+//     restart = "always", and the dependencies form no cycle.
 //   - A file with no settings at all (empty, or only whitespace and
 //     comments) is refused: applied by a reload it would stop every program.
 //     A [supervisor] table alone is a valid file with no programs.
+//   - Load follows [supervisor] include: the files its patterns match, read
+//     in lexical order after the main file, may hold only [programs.*],
+//     [teardown.*] and [hooks.*] tables, and a name defined twice is an
+//     error naming both places. Each program, teardown step and hook
+//     records its File and Line.
+//   - A hook's programs name programs of any file, or instances NAME:i of
+//     a program with replicas below its count, as depends_on does.
+//   - Load reads each program's env_file entries (dotenv files, a leading
+//     "-" allowing a missing one); their variables come before the
+//     environment table (Program.Env), count as the program's settings for
+//     Diff and Equal, and are never printed: not by Summary, an Error,
+//     fmt's verbs on a Program, nor JSON.
+//   - replicas = N makes a program N instances, NAME:0 ... NAME:N-1
+//     (Config.Programs), each a Program of its own made from the table
+//     (Config.Definitions), with {replica} and {name} replaced in its
+//     command, directory, environment values, output files, heartbeat
+//     file and probe targets; without the key a program is one instance,
+//     NAME. Instances share their table's origin and env files.
+//   - Compare gives the diff a reload applies from one configuration to
+//     another.
 //
 // Each key is declared once (keys.go) with its TOML name, type, default,
 // check, doc line and whether a change restarts the program; decoding,
@@ -39,6 +65,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -108,6 +135,91 @@ const (
 	WatchdogLog     WatchdogAction = "log"
 )
 
+// DependencyCondition is what a program waits for of one of its
+// dependencies (SPEC §12).
+type DependencyCondition string
+
+// The dependency conditions.
+const (
+	// DependsStarted holds once the dependency has been spawned (or its run
+	// has completed).
+	DependsStarted DependencyCondition = "started"
+	// DependsReady holds while the dependency is ready (SPEC §4); a plain
+	// list of names means this.
+	DependsReady DependencyCondition = "ready"
+	// DependsCompleted holds once the dependency's last run ended with a
+	// success exit code and no restart is due: a one-shot task that
+	// finished.
+	DependsCompleted DependencyCondition = "completed"
+)
+
+// Dependency is one entry of depends_on: a program and the condition it
+// must meet before the dependent starts.
+type Dependency struct {
+	Name      string
+	Condition DependencyCondition
+}
+
+// ProbeKind is the kind of check a probe makes (SPEC §11).
+type ProbeKind string
+
+// The probe kinds.
+const (
+	ProbeExec    ProbeKind = "exec"     // a command; exit 0 passes
+	ProbeHTTP    ProbeKind = "http"     // a GET; a 2xx or 3xx status passes
+	ProbeTCP     ProbeKind = "tcp"      // a connection opens
+	ProbeLogLine ProbeKind = "log_line" // a line of stdout or stderr matches (readiness only)
+)
+
+// Probe holds a program's [readiness] or [liveness] subtable. Exactly one
+// of Exec, HTTP, TCP and LogLine is set.
+type Probe struct {
+	Exec          []string       // argv; a TOML string becomes {"/bin/sh", "-c", s}
+	HTTP          string         // an http:// or https:// URL
+	TCP           string         // host:port
+	LogLine       *regexp.Regexp // readiness only
+	HTTPVerifyTLS bool
+	Interval      time.Duration
+	Timeout       time.Duration
+	InitialDelay  time.Duration
+	// SuccessThreshold and FailureThreshold are the consecutive passes
+	// and failures that make the probe passing or failing.
+	SuccessThreshold int
+	FailureThreshold int
+	Action           WatchdogAction // liveness only; "" for readiness
+}
+
+// Kind returns the kind of check the probe makes.
+func (p *Probe) Kind() ProbeKind {
+	switch {
+	case len(p.Exec) > 0:
+		return ProbeExec
+	case p.HTTP != "":
+		return ProbeHTTP
+	case p.TCP != "":
+		return ProbeTCP
+	case p.LogLine != nil:
+		return ProbeLogLine
+	}
+	return ""
+}
+
+// Target describes what the probe checks: the command, URL, address or
+// pattern.
+func (p *Probe) Target() string {
+	switch p.Kind() {
+	case ProbeExec:
+		return strings.Join(p.Exec, " ")
+	case ProbeHTTP:
+		return p.HTTP
+	case ProbeTCP:
+		return p.TCP
+	case ProbeLogLine:
+		return p.LogLine.String()
+	}
+	return ""
+}
+
 // Log levels and formats accepted by [supervisor] and Overrides.
 const (
 	LogDebug = "debug"
@@ -124,17 +236,33 @@ const MainProgram = "main"
 
 // Config is a complete, validated configuration.
 type Config struct {
-	File       string // path loaded from ("" for Default)
+	File       string // path of the main file, as given ("" for Default)
 	Supervisor Supervisor
-	Programs   map[string]*Program // defaults already applied
-	Order      []string            // program names in file order
-	Teardown   map[string]*TeardownStep
-	Hooks      map[string]*Hook
+	// Programs holds what runs: every instance by name, with [defaults]
+	// applied and the templates {replica} and {name} replaced. A program
+	// without replicas is one instance named like its table ("web"); a
+	// program with replicas = N is N instances "web:0" ... "web:N-1".
+	Programs map[string]*Program
+	// Order lists the instance names in file order (the main file's
+	// programs, then those of each included file, the files in lexical
+	// order), a program's instances by index.
+	Order []string
+	// Definitions holds each [programs.NAME] table as resolved, with its
+	// templates not replaced: what Instances expands.
+	Definitions map[string]*Program
+	// DefinitionOrder lists the program (table) names in the order of
+	// Order.
+	DefinitionOrder []string
+	Teardown        map[string]*TeardownStep
+	Hooks           map[string]*Hook
+	// Sources lists the files Load read; nil for Parse and Default.
+	Sources *Sources
 
 	// defaults is the raw [defaults] table, kept for AddCommand.
 	defaults map[string]any
-	// lines finds the line of a key, for Warnings (nil for Default).
-	lines *lineIndex
+	// lines finds the line of a key in each file, by the file's name as
+	// Program.File gives it, for Warnings (nil for Default).
+	lines map[string]*lineIndex
 }
 
 // Supervisor holds the [supervisor] table.
@@ -143,20 +271,44 @@ type Supervisor struct {
 	HeartbeatInterval, ShutdownTimeout                  time.Duration
 	ForceExitCode                                       int
 	WatchConfig                                         bool
+	// StopSignal starts the teardown besides SIGTERM and SIGINT (the
+	// STOPSIGNAL of an image that uses another).
+	StopSignal syscall.Signal
+	// Include holds the include patterns as written; Load follows them,
+	// relative to the main file's directory.
+	Include []string
 }
 
 // Program is one [programs.NAME] table with [defaults] and the built-in
-// defaults applied.
+// defaults applied: a definition (Config.Definitions), or one instance
+// of it (Config.Programs, see Instances).
 type Program struct {
-	Name             string
-	Line             int      // line of the [programs.NAME] header (0 if unknown)
+	Name string // the table's name; for an instance, its own ("web:0", or "web" without replicas)
+	// File and Line locate the [programs.NAME] header: the file as Error
+	// names it (the main file's path as given, an included file's joined
+	// to the main file's directory) and its line (0 if unknown). File is
+	// "" for the program AddCommand adds. Every instance has its
+	// definition's.
+	File string
+	Line int
+	// Base is the name of the table an instance comes from: Name without
+	// its ":i". It equals Name for a definition and for the one instance
+	// of a program without replicas.
+	Base string
+	// Replica is the instance's index, 0 for a program without replicas.
+	Replica int
+	// Replicated is set when a layer of the file sets replicas (even to
+	// 1): the instances are then named NAME:i, else there is one, NAME.
+	Replicated       bool
+	Replicas         int      // how many instances run (for an instance: of the expansion that made it)
 	Command          []string // argv; a TOML string command becomes {"/bin/sh", "-c", s}
 	Directory        string
-	Environment      map[string]string // never nil
+	EnvFile          []EnvFile         // applied in order, before Environment
+	Environment      map[string]string // never nil; see Env for the whole environment
 	ClearEnvironment bool
 	User, Group      string
 	Autostart        bool
-	DependsOn        []string
+	DependsOn        []Dependency // in file order for a list, by name for a table
 	Restart          RestartPolicy
 	SuccessExitCodes []int
 	MinUptime        time.Duration
@@ -173,6 +325,17 @@ type Program struct {
 	ReadyTimeout     time.Duration // 0 = wait for readiness for ever
 	Breaker          Breaker
 	Watchdog         *Watchdog // nil when no [programs.X.watchdog] table
+	Readiness        *Probe    // nil when no [programs.X.readiness] table
+	Liveness         *Probe    // nil when no [programs.X.liveness] table
+}
+
+// DependencyNames returns the names depends_on lists, in its order.
+func (p *Program) DependencyNames() []string {
+	out := make([]string, len(p.DependsOn))
+	for i, d := range p.DependsOn {
+		out[i] = d.Name
+	}
+	return out
 }
 
 // Breaker holds a program's [breaker] subtable.
@@ -194,6 +357,8 @@ type Watchdog struct {
 // TeardownStep is one [teardown.NAME] command run during shutdown.
 type TeardownStep struct {
 	Name     string
+	File     string // the file of the [teardown.NAME] table, as for Program.File
+	Line     int    // the line of its header (0 if unknown)
 	Command  []string
 	Priority int
 	Timeout  time.Duration
@@ -203,7 +368,8 @@ type TeardownStep struct {
 // section 15).
 type Hook struct {
 	Name    string
-	Line    int // line of the [hooks.NAME] header (0 if unknown)
+	File    string // the file of the [hooks.NAME] table, as for Program.File
+	Line    int    // the line of its header (0 if unknown)
 	Command []string
 	// Events are the kinds that run the hook; empty is every kind.
 	Events []events.Kind
@@ -266,6 +432,12 @@ const (
 	DefaultWatchdogTimeout   = 30 * time.Second
 	DefaultTeardownTimeout   = 10 * time.Second
 	DefaultHookTimeout       = 10 * time.Second
+
+	DefaultReadinessInterval = time.Second
+	DefaultLivenessInterval  = 10 * time.Second
+	DefaultProbeTimeout      = time.Second
+	DefaultSuccessThreshold  = 1
+	DefaultFailureThreshold  = 3
 )
 
 func defaultSupervisor() Supervisor {
@@ -276,7 +448,7 @@ func defaultSupervisor() Supervisor {
 
 // defaultProgram returns a program with the built-in defaults.
 func defaultProgram(name string) *Program {
-	p := &Program{Name: name}
+	p := &Program{Name: name, Base: name}
 	programKeys.reset(p)
 	return p
 }
@@ -297,25 +469,15 @@ func Resolve(flag string) string {
 	return "/etc/supervise/supervise.toml"
 }
 
-// Load reads the file at path and parses it. A read error is returned
-// wrapped (errors.Is(err, fs.ErrNotExist) works); a bad file gives an
-// ErrorList.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return Parse(path, data)
-}
-
 // Default returns the configuration used without a file: the supervisor's
 // built-in defaults and no programs.
 func Default() *Config {
 	return &Config{
-		Supervisor: defaultSupervisor(),
-		Programs:   map[string]*Program{},
-		Teardown:   map[string]*TeardownStep{},
-		Hooks:      map[string]*Hook{},
+		Supervisor:  defaultSupervisor(),
+		Programs:    map[string]*Program{},
+		Definitions: map[string]*Program{},
+		Teardown:    map[string]*TeardownStep{},
+		Hooks:       map[string]*Hook{},
 	}
 }
 
@@ -325,8 +487,8 @@ func Default() *Config {
 // is empty, or when [defaults] makes the new program invalid (for example
 // a depends_on naming it).
 func (c *Config) AddCommand(argv []string) error {
-	if _, ok := c.Programs[MainProgram]; ok {
-		return &Error{File: c.File, Line: c.Programs[MainProgram].Line, Program: "programs." + MainProgram,
+	if p := c.Definitions[MainProgram]; p != nil {
+		return &Error{File: c.File, Line: p.Line, Program: "programs." + MainProgram,
 			Msg: fmt.Sprintf("%v: the name %q is reserved for the command given after --", ErrProgramExists, MainProgram),
 			err: ErrProgramExists}
 	}
@@ -339,16 +501,34 @@ func (c *Config) AddCommand(argv []string) error {
 		cmd[i] = a
 	}
 	p := d.buildProgram(MainProgram, c.defaults, map[string]any{"command": cmd, "critical": true})
-	progs := maps.Clone(c.Programs)
-	progs[MainProgram] = p
-	order := append(slices.Clone(c.Order), MainProgram)
-	d.checkDependencies(progs, order)
-	if len(d.errs) > 0 {
-		sortErrors(d.errs)
-		return d.errs
+	p.File = "" // from the command line, not from the file
+	// The command given after -- is one process, whatever [defaults] says.
+	p.Replicated, p.Replicas = false, 1
+	(&table{d: d, section: "programs." + MainProgram, path: []string{"programs", MainProgram}}).checkReplicas(p)
+	if err := c.readEnvFiles(p); err != nil {
+		return err
 	}
-	c.Programs = progs
-	c.Order = order
+	defs := maps.Clone(c.Definitions)
+	if defs == nil {
+		defs = map[string]*Program{}
+	}
+	defs[MainProgram] = p
+	order := append(slices.Clone(c.DefinitionOrder), MainProgram)
+	d.checkDependencies(defs, order, c.lineIndex)
+	if len(*d.errs) > 0 {
+		sortErrors(*d.errs)
+		return *d.errs
+	}
+	inst := p.instance(0, 1)
+	// That command is taken literally, not as a template.
+	inst.Command = slices.Clone(argv)
+	c.Definitions, c.DefinitionOrder = defs, order
+	c.Programs = maps.Clone(c.Programs)
+	if c.Programs == nil {
+		c.Programs = map[string]*Program{}
+	}
+	c.Programs[MainProgram] = inst
+	c.Order = append(slices.Clone(c.Order), MainProgram)
 	return nil
 }
 
@@ -399,14 +579,16 @@ func (p *Program) EffectiveLogBurst() int {
 // Diff returns the keys whose values differ between p and q, in the
 // order of the README's reference, dotted for subtables
 // ("watchdog.timeout"); "watchdog" alone when one of them has a watchdog
-// and the other has none. Name and Line are not settings and are not
-// compared. Both programs must be non-nil.
+// and the other has none. Name, File and Line are not settings and are not
+// compared: a program moved to another file is the same program. An env
+// file read with other variables than before is a change of "env_file".
+// Both programs must be non-nil.
 func (p *Program) Diff(q *Program) []string {
 	return programKeys.diff("", p, q, nil)
 }
 
-// Equal reports whether two programs have the same name and settings, Line
-// ignored: p.Name == q.Name and p.Diff(q) is empty. A reload leaves Equal
+// Equal reports whether two programs have the same name and settings, File
+// and Line ignored: p.Name == q.Name and p.Diff(q) is empty. A reload leaves Equal
 // programs alone; Diff and NeedsRestart tell which of the others' changes
 // need a restart.
 func (p *Program) Equal(q *Program) bool {

@@ -68,14 +68,14 @@ func TestParseEmpty(t *testing.T) {
 func TestBuiltinDefaults(t *testing.T) {
 	s := Default().Supervisor
 	want := Supervisor{LogLevel: "info", LogFormat: "console", HeartbeatInterval: 10 * time.Second,
-		ShutdownTimeout: 30 * time.Second, ForceExitCode: 1, WatchConfig: true}
-	if s != want {
+		ShutdownTimeout: 30 * time.Second, ForceExitCode: 1, WatchConfig: true, StopSignal: syscall.SIGTERM}
+	if !reflect.DeepEqual(s, want) {
 		t.Errorf("Default().Supervisor = %+v, want %+v", s, want)
 	}
 	cfg := mustParse(t, "[programs.a]\ncommand = [\"/bin/a\"]\n")
 	p := cfg.Programs["a"]
 	wantP := &Program{
-		Name: "a", Line: 1, Command: []string{"/bin/a"}, Environment: map[string]string{},
+		Name: "a", File: "/etc/sv/supervise.toml", Line: 1, Base: "a", Replicas: 1, Command: []string{"/bin/a"}, Environment: map[string]string{},
 		Autostart: true, Restart: RestartOnFailure, SuccessExitCodes: []int{0},
 		MinUptime: 5 * time.Second, BackoffInitial: 100 * time.Millisecond, BackoffMax: 30 * time.Second,
 		StopSignal: syscall.SIGTERM, StopTimeout: 10 * time.Second, StopPriority: 100,
@@ -312,14 +312,14 @@ func TestFullFile(t *testing.T) {
 	dir, _ := filepath.Abs(filepath.Join("testdata", "good"))
 	wantSup := Supervisor{LogLevel: "debug", LogFormat: "json", Socket: "/run/sv.sock",
 		HeartbeatFile: filepath.Join(dir, "run/sv.hb"), Metrics: "127.0.0.1:9100",
-		HeartbeatInterval: 5 * time.Second, ShutdownTimeout: 45 * time.Second, ForceExitCode: 3}
-	if cfg.Supervisor != wantSup {
+		HeartbeatInterval: 5 * time.Second, ShutdownTimeout: 45 * time.Second, ForceExitCode: 3, StopSignal: syscall.SIGTERM}
+	if !reflect.DeepEqual(cfg.Supervisor, wantSup) {
 		t.Errorf("supervisor\n%+v\nwant\n%+v", cfg.Supervisor, wantSup)
 	}
 	web := &Program{
-		Name: "web", Line: 25, Command: []string{"/usr/bin/web", "--port", "8080"},
+		Name: "web", File: path, Line: 25, Base: "web", Replicas: 1, Command: []string{"/usr/bin/web", "--port", "8080"},
 		Directory: "/srv/web", Environment: map[string]string{"LANG": "C", "TZ": "Europe/Paris", "PORT": "8080"},
-		ClearEnvironment: true, User: "www-data", Group: "33", Autostart: false, DependsOn: []string{"db"},
+		ClearEnvironment: true, User: "www-data", Group: "33", Autostart: false, DependsOn: []Dependency{{"db", DependsReady}},
 		Restart: RestartOnFailure, SuccessExitCodes: []int{0, 143}, MinUptime: 2 * time.Second,
 		BackoffInitial: 250 * time.Millisecond, BackoffMax: time.Minute, StopSignal: syscall.SIGINT,
 		StopTimeout: 3 * time.Second, StopPriority: 10, Critical: true,
@@ -335,8 +335,8 @@ func TestFullFile(t *testing.T) {
 		t.Errorf("shell = %+v", sh)
 	}
 	wantTD := map[string]*TeardownStep{
-		"deregister": {Name: "deregister", Command: []string{"/usr/bin/lb-ctl", "drain", "web"}, Priority: 10, Timeout: 5 * time.Second},
-		"flush":      {Name: "flush", Command: []string{"/bin/sh", "-c", "sync"}, Priority: 100, Timeout: 10 * time.Second},
+		"deregister": {Name: "deregister", File: path, Line: 64, Command: []string{"/usr/bin/lb-ctl", "drain", "web"}, Priority: 10, Timeout: 5 * time.Second},
+		"flush":      {Name: "flush", File: path, Line: 69, Command: []string{"/bin/sh", "-c", "sync"}, Priority: 100, Timeout: 10 * time.Second},
 	}
 	if !reflect.DeepEqual(cfg.Teardown, wantTD) {
 		t.Errorf("teardown = %+v", cfg.Teardown)

@@ -3,7 +3,6 @@ package conf
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"net"
 	"regexp"
@@ -34,40 +33,36 @@ const maxDurationSeconds = float64(math.MaxInt64 / int64(time.Second))
 // ErrorList holding every problem found. A file without a single key or
 // table header (empty, or only whitespace and comments) is refused with
 // ErrEmpty: applied by a reload, it would stop every program.
+//
+// Parse reads no other file: it does not follow [supervisor] include and
+// does not read env files (each EnvFile is left unread, and Program.Env
+// holds the environment table alone). Load does both.
 func Parse(file string, data []byte) (*Config, error) {
-	var raw map[string]any
-	md, derr := toml.Decode(string(data), &raw)
-	if derr != nil {
-		e := &Error{File: file, Msg: "syntax error: " + derr.Error()}
-		var pe toml.ParseError
-		if errors.As(derr, &pe) {
-			e.Line = pe.Position.Line
-			e.Msg = "syntax error: " + pe.Message
-		}
-		return nil, ErrorList{e}
-	}
-	if len(md.Keys()) == 0 {
-		return nil, ErrorList{{File: file, Msg: "the file has no settings; an empty configuration would stop " +
-			"every program (write a [supervisor] table to run no programs)", err: ErrEmpty}}
-	}
-	d := newDecoder(file, scanLines(data))
-	cfg := d.config(raw, md.Keys())
-	if len(d.errs) > 0 {
-		sortErrors(d.errs)
-		return nil, d.errs
-	}
-	return cfg, nil
+	return compose(file, data, nil)
 }
 
+// decoder decodes the tables of one file. The decoders of the files of
+// one configuration share their list of problems.
 type decoder struct {
 	file  string
 	lines *lineIndex
-	errs  ErrorList
+	errs  *ErrorList
+	// base decodes the [defaults] layer of the programs of this file: the
+	// main file's decoder (nil: this one), so that relative paths set in
+	// [defaults] are taken relative to the main file.
+	base *decoder
 }
 
 func newDecoder(file string, lines *lineIndex) *decoder {
-	return &decoder{file: file, lines: lines}
+	return &decoder{file: file, lines: lines, errs: new(ErrorList)}
 }
+
+// forFile returns a decoder for another file of the same configuration.
+func (d *decoder) forFile(file string, lines *lineIndex) *decoder {
+	return &decoder{file: file, lines: lines, errs: d.errs, base: d}
+}
+
+func (d *decoder) add(e *Error) { *d.errs = append(*d.errs, e) }
 
 // table is the context for decoding one section of the file.
 type table struct {
@@ -86,7 +81,7 @@ func (t *table) errAt(key []string, format string, args ...any) {
 	if t.quiet {
 		return
 	}
-	t.d.errs = append(t.d.errs, &Error{
+	t.d.add(&Error{
 		File: t.d.file, Line: t.line(key), Program: t.section,
 		Key: strings.Join(key, "."), Msg: fmt.Sprintf(format, args...),
 	})
@@ -333,109 +328,18 @@ func (t *table) filePath(key []string, v any) (string, bool) {
 	return resolvePath(t.d.file, s), true
 }
 
-// config decodes the whole file.
-func (d *decoder) config(raw map[string]any, keys []toml.Key) *Config {
-	cfg := Default()
-	cfg.File = d.file
-	cfg.lines = d.lines
-	top := &table{d: d}
-	var programs, teardown, hooks map[string]any
-	for _, k := range top.sortedKeys(raw) {
-		v := raw[k]
-		switch k {
-		case "supervisor":
-			if m, ok := top.asTable([]string{k}, v); ok {
-				d.supervisor(&cfg.Supervisor, m)
-			}
-		case "defaults":
-			if m, ok := top.asTable([]string{k}, v); ok {
-				cfg.defaults = m
-				t := &table{d: d, section: "defaults", path: []string{"defaults"}}
-				programKeys.apply(t, nil, defaultProgram(""), m, nil)
-			}
-		case "programs":
-			programs, _ = top.asTable([]string{k}, v)
-		case "teardown":
-			teardown, _ = top.asTable([]string{k}, v)
-		case "hooks":
-			hooks, _ = top.asTable([]string{k}, v)
-		default:
-			top.unknown(nil, k, topKeys)
-		}
-	}
-
-	cfg.Order = programOrder(programs, keys)
-	for _, name := range cfg.Order {
-		section := "programs." + name
-		t := &table{d: d, section: section, path: []string{"programs", name}}
-		if !nameRE.MatchString(name) {
-			t.errAt(nil, `invalid program name %q: use only letters, digits, "_", "." and "-"`, name)
-		}
-		m, ok := v2table(t, programs[name])
-		if !ok {
-			continue
-		}
-		p := d.buildProgram(name, cfg.defaults, m)
-		cfg.Programs[name] = p
-	}
-	// Keep Order to the programs that decoded.
-	cfg.Order = slices.DeleteFunc(cfg.Order, func(n string) bool { return cfg.Programs[n] == nil })
-	d.checkDependencies(cfg.Programs, cfg.Order)
-
-	top2 := &table{d: d, path: []string{"teardown"}}
-	for _, name := range top2.sortedKeys(teardown) {
-		t := &table{d: d, section: "teardown." + name, path: []string{"teardown", name}}
-		if !nameRE.MatchString(name) {
-			t.errAt(nil, `invalid teardown step name %q: use only letters, digits, "_", "." and "-"`, name)
-		}
-		if _, clash := programs[name]; clash {
-			t.errAt(nil, "name %q is also a program's; teardown steps and programs need distinct names", name)
-		}
-		m, ok := v2table(t, teardown[name])
-		if !ok {
-			continue
-		}
-		if s := t.teardownStep(name, m); s != nil {
-			cfg.Teardown[name] = s
-		}
-	}
-
-	top3 := &table{d: d, path: []string{"hooks"}}
-	for _, name := range top3.sortedKeys(hooks) {
-		t := &table{d: d, section: "hooks." + name, path: []string{"hooks", name}}
-		if !nameRE.MatchString(name) {
-			t.errAt(nil, `invalid hook name %q: use only letters, digits, "_", "." and "-"`, name)
-		}
-		m, ok := v2table(t, hooks[name])
-		if !ok {
-			continue
-		}
-		if h := t.hook(name, m, programs); h != nil {
-			cfg.Hooks[name] = h
-		}
-	}
-	return cfg
-}
-
-// hook decodes a [hooks.NAME] table; its programs must be tables of
-// programs (the [programs] table of the file).
-func (t *table) hook(name string, m map[string]any, programs map[string]any) *Hook {
-	h := &Hook{Name: name, Line: t.d.lines.line("hooks", name)}
+// hook decodes a [hooks.NAME] table, as far as it can; ok is false when
+// it reported a problem. That its programs name programs is checked once
+// every file's programs are known (builder.checkHookPrograms).
+func (t *table) hook(name string, m map[string]any) (h *Hook, ok bool) {
+	h = &Hook{Name: name}
 	hookKeys.reset(h)
-	before := len(t.d.errs)
+	h.File, h.Line = t.d.file, t.d.lines.line("hooks", name)
+	before := len(*t.d.errs)
 	w := newWritten()
 	hookKeys.apply(t, nil, h, m, w)
 	hookKeys.checkRequired(t, nil, h, w)
-	for _, p := range h.Programs {
-		base, _, _ := strings.Cut(p, ":")
-		if _, ok := programs[base]; !ok {
-			t.keyErr([]string{"programs"}, "unknown program %q%s", p, suggest(base, slices.Sorted(maps.Keys(programs))))
-		}
-	}
-	if len(t.d.errs) > before {
-		return nil
-	}
-	return h
+	return h, len(*t.d.errs) == before
 }
 
 // v2table checks that a program or teardown entry is a table.
@@ -494,21 +398,73 @@ func checkHostPort(s string) error {
 // result.
 func (d *decoder) buildProgram(name string, defaults, own map[string]any) *Program {
 	p := defaultProgram(name)
-	p.Line = d.lines.line("programs", name)
+	p.File, p.Line = d.file, d.lines.line("programs", name)
 	t := &table{d: d, section: "programs." + name, path: []string{"programs", name}}
 	w := newWritten()
 	if defaults != nil {
-		programKeys.apply(&table{d: d, section: "defaults", path: []string{"defaults"}, quiet: true}, nil, p, defaults, w)
+		base := d
+		if d.base != nil {
+			base = d.base
+		}
+		programKeys.apply(&table{d: base, section: "defaults", path: []string{"defaults"}, quiet: true}, nil, p, defaults, w)
 	}
 	programKeys.apply(t, nil, p, own, w)
 	programKeys.checkRequired(t, nil, p, w)
+	p.Replicated = slices.Contains(w.keys[""], "replicas")
 	if p.BackoffMax < p.BackoffInitial {
 		t.keyErr([]string{"backoff_max"}, "%v is less than backoff_initial %v", p.BackoffMax, p.BackoffInitial)
 	}
 	if w := p.Watchdog; w != nil && w.StartGrace == 0 {
 		w.StartGrace = w.Timeout
 	}
+	t.checkProbe(p, "readiness", p.Readiness, w)
+	t.checkProbe(p, "liveness", p.Liveness, w)
 	return p
+}
+
+// probeKinds are the keys that choose a probe's kind.
+var probeKinds = []ProbeKind{ProbeExec, ProbeHTTP, ProbeTCP, ProbeLogLine}
+
+// checkProbe checks, once every layer is applied, that the probe table
+// (readiness or liveness) names exactly one kind, and that a log_line
+// probe can see the program's output.
+func (t *table) checkProbe(p *Program, name string, pr *Probe, w *written) {
+	if pr == nil {
+		return
+	}
+	var set []string
+	for _, k := range probeKinds {
+		switch {
+		case k == ProbeExec && len(pr.Exec) > 0, k == ProbeHTTP && pr.HTTP != "",
+			k == ProbeTCP && pr.TCP != "", k == ProbeLogLine && pr.LogLine != nil:
+			set = append(set, string(k))
+		}
+	}
+	key := []string{name}
+	switch {
+	case len(set) > 1:
+		t.errAt(append(key, set[1]), "%s: a probe has one kind, this one has %s", name, strings.Join(set, " and "))
+	case len(set) == 0:
+		for _, k := range probeKinds {
+			if w.failed[name+"."+string(k)] {
+				return // its value is already reported
+			}
+		}
+		known := readinessKeys.names()
+		for _, k := range w.keys[name] {
+			if !slices.Contains(known, k) {
+				return // an unknown key, already reported, was meant as the kind
+			}
+		}
+		kinds := "exec, http, tcp or log_line"
+		if name == "liveness" {
+			kinds = "exec, http or tcp"
+		}
+		t.errAt(key, "%s: no probe: set one of %s", name, kinds)
+	case set[0] == string(ProbeLogLine) && p.Stdout.Kind != OutputLog && p.Stderr.Kind != OutputLog:
+		t.errAt(append(key, set[0]), `%s.log_line: the probe reads the output of stdout or stderr = "log", `+
+			`but stdout is %q and stderr is %q`, name, p.Stdout.String(), p.Stderr.String())
+	}
 }
 
 func (t *table) output(key []string, v any) (Output, bool) {
@@ -535,31 +491,52 @@ func (t *table) output(key []string, v any) (Output, bool) {
 func (t *table) teardownStep(name string, m map[string]any) *TeardownStep {
 	s := &TeardownStep{Name: name}
 	teardownKeys.reset(s)
-	before := len(t.d.errs)
+	s.File, s.Line = t.d.file, t.d.lines.line("teardown", name)
+	before := len(*t.d.errs)
 	w := newWritten()
 	teardownKeys.apply(t, nil, s, m, w)
 	teardownKeys.checkRequired(t, nil, s, w)
-	if len(t.d.errs) > before {
+	if len(*t.d.errs) > before {
 		return nil
 	}
 	return s
 }
 
-// checkDependencies checks that every depends_on target exists, is not the
-// program itself, and that the dependencies form no cycle.
-func (d *decoder) checkDependencies(progs map[string]*Program, order []string) {
+// checkDependencies checks that every depends_on target exists (a
+// program, or one instance "NAME:i" of a program with replicas whose
+// index is below its count), is not the program itself, that a
+// "completed" one can complete, and that the dependencies form no cycle.
+// The graph is that of the programs (progs holds the definitions): a
+// dependency on one instance is one on its program. Problems are
+// reported in the file of the program concerned; lines finds that file's
+// line index (nil: d's).
+func (d *decoder) checkDependencies(progs map[string]*Program, order []string, lines func(file string) *lineIndex) {
 	tab := func(name string) *table {
-		return &table{d: d, section: "programs." + name, path: []string{"programs", name}}
+		pd := d
+		if f := progs[name].File; f != "" && f != d.file && lines != nil {
+			pd = d.forFile(f, lines(f))
+		}
+		return &table{d: pd, section: "programs." + name, path: []string{"programs", name}}
 	}
 	key := []string{"depends_on"}
 	for _, name := range order {
 		p := progs[name]
-		for _, dep := range p.DependsOn {
+		for _, d := range p.DependsOn {
+			dep := d.Name
+			base, i, inst := SplitInstance(dep)
+			dp := progs[base]
 			switch {
-			case dep == name:
-				tab(name).keyErr(key, "program %q depends on itself", name)
-			case progs[dep] == nil:
+			case base == name:
+				tab(name).keyErr(key, "program %q depends on itself", dep)
+			case dp == nil:
 				tab(name).keyErr(key, "unknown program %q%s", dep, suggest(dep, order))
+			case inst && !dp.Replicated:
+				tab(name).keyErr(key, "%q: program %q has no replicas: depend on %q", dep, base, base)
+			case inst && i >= dp.Replicas:
+				tab(name).keyErr(key, "%q: program %q has %s", dep, base, replicaRange(base, dp.Replicas))
+			case d.Condition == DependsCompleted && dp.Restart == RestartAlways:
+				tab(name).keyErr(key, `%q never completes: it has restart = "always" `+
+					`(a one-shot task has restart = "never" or "on-failure")`, dep)
 			}
 		}
 	}
@@ -574,7 +551,8 @@ func (d *decoder) checkDependencies(progs map[string]*Program, order []string) {
 	visit = func(name string) {
 		color[name] = grey
 		stack = append(stack, name)
-		for _, dep := range progs[name].DependsOn {
+		for _, d := range progs[name].DependsOn {
+			dep, _, _ := SplitInstance(d.Name)
 			if dep == name || progs[dep] == nil {
 				continue
 			}

@@ -43,7 +43,8 @@ func FormatDuration(d time.Duration) string {
 
 // Plural returns "1 program", "2 programs", "0 programs": n and the noun,
 // with an "s" unless n is 1. `supervise validate` heads its summary with
-// `FILE: ok, Plural(len(cfg.Order), "program")`.
+// `FILE: ok, Plural(len(cfg.DefinitionOrder), "program")`, followed by the
+// count of instances when a program has replicas.
 func Plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun

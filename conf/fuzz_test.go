@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,6 +27,14 @@ func FuzzParse(f *testing.F) {
 		"[programs.a]\ncommand = 'x'\n", "programs.a.command = [\"/a\"]\nprograms.a.depends_on = [\"a\"]",
 		"[programs]\na = {command = \"x\", watchdog = {heartbeat_file = \"h\"}}",
 		"a = \"\"\"\n[x]\n\"\"\"\n", "[defaults]\nwatchdog = {}\n[programs.a]\ncommand='x'",
+		"[programs.a]\ncommand = ['x{replica}']\nreplicas = 3\nwatchdog.heartbeat_file = '/h{name}'\n" +
+			"[programs.b]\ncommand = 'y'\ndepends_on = ['a:2']\n",
+		"[defaults]\nreplicas = 0\n[programs.a]\ncommand = '{name}'\n",
+		"[programs.a]\ncommand='x'\nreadiness = {http = 'http://h:1/', tcp = ':1'}\nliveness = {log_line = 'x'}",
+		"[programs.a]\ncommand='x'\nreadiness = {log_line = '(?i)ready'}\n[programs.b]\ncommand='y'\ndepends_on = {a = 'completed'}",
+		"[defaults.readiness]\nexec = 'true'\n[programs.a]\ncommand='x'\ndepends_on = {a = 'nope', b = 1}",
+		"[programs.a]\ncommand='x'\nreplicas = 2\nreadiness.http = 'http://127.0.0.1:6553{replica}/{name}'\n" +
+			"liveness.tcp = '[::1]:80{replica}'\n[programs.b]\ncommand='y'\ndepends_on = {'a:1' = 'started', a = 'ready'}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -46,6 +55,28 @@ func FuzzParse(f *testing.F) {
 		if len(cfg.Order) != len(cfg.Programs) {
 			t.Fatalf("Order %v vs %d programs", cfg.Order, len(cfg.Programs))
 		}
+		// The instances are exactly those of the definitions, and two
+		// instances never share a heartbeat file.
+		var names []string
+		for _, d := range cfg.DefinitionOrder {
+			names = append(names, cfg.Definitions[d].InstanceNames(cfg.Definitions[d].Replicas)...)
+		}
+		if !slices.Equal(names, cfg.Order) {
+			t.Fatalf("Order %q, the definitions give %q", cfg.Order, names)
+		}
+		beats := map[string]string{}
+		for _, name := range cfg.Order {
+			p := cfg.Programs[name]
+			if cfg.Definitions[p.Base] == nil || (p.Replicated && InstanceName(p.Base, p.Replica) != name) {
+				t.Fatalf("instance %q of %q replica %d", name, p.Base, p.Replica)
+			}
+			if w := p.Watchdog; w != nil {
+				if other, ok := beats[w.HeartbeatFile]; ok && cfg.Programs[other].Base == p.Base {
+					t.Fatalf("%s and %s share %s", other, name, w.HeartbeatFile)
+				}
+				beats[w.HeartbeatFile] = name
+			}
+		}
 		for _, name := range cfg.Order {
 			p := cfg.Programs[name]
 			if p == nil || len(p.Command) == 0 || p.Command[0] == "" || p.Environment == nil {
@@ -56,6 +87,22 @@ func FuzzParse(f *testing.F) {
 			}
 			if p.Watchdog != nil && (p.Watchdog.HeartbeatFile == "" || p.Watchdog.StartGrace <= 0) {
 				t.Fatalf("program %q watchdog %+v", name, p.Watchdog)
+			}
+			for _, pr := range []*Probe{p.Readiness, p.Liveness} {
+				if pr != nil && (pr.Kind() == "" || pr.Interval <= 0 || pr.Timeout <= 0 ||
+					pr.SuccessThreshold < 1 || pr.FailureThreshold < 1) {
+					t.Fatalf("program %q probe %+v", name, pr)
+				}
+			}
+			if p.Liveness != nil && (p.Liveness.Kind() == ProbeLogLine || p.Liveness.Action == "") {
+				t.Fatalf("program %q liveness %+v", name, p.Liveness)
+			}
+			for _, d := range p.DependsOn {
+				// A program, or one instance of another program.
+				base, _, _ := SplitInstance(d.Name)
+				if cfg.Definitions[d.Name] == nil && cfg.Programs[d.Name] == nil || base == p.Base || d.Condition == "" {
+					t.Fatalf("program %q dependency %+v", name, d)
+				}
 			}
 			if !p.Equal(p) || len(p.Diff(p)) != 0 {
 				t.Fatalf("program %q not Equal to itself: %q", name, p.Diff(p))
@@ -68,6 +115,26 @@ func FuzzParse(f *testing.F) {
 			if len(s.Command) == 0 || s.Timeout <= 0 {
 				t.Fatalf("teardown %+v", s)
 			}
+		}
+	})
+}
+
+// FuzzSplitInstance checks that an instance name splits into a program
+// and an index that give it back, and that anything else is left whole.
+func FuzzSplitInstance(f *testing.F) {
+	for _, s := range []string{"web:0", "web:12", "web", "web:", ":1", "web:01", "a:b:1", "web:999999999", "web:-0", "x:+1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		base, i, ok := SplitInstance(name)
+		if !ok {
+			if base != name || i != 0 {
+				t.Fatalf("SplitInstance(%q) = %q, %d, false", name, base, i)
+			}
+			return
+		}
+		if i < 0 || base == "" || InstanceName(base, i) != name {
+			t.Fatalf("SplitInstance(%q) = %q, %d: InstanceName gives %q", name, base, i, InstanceName(base, i))
 		}
 	})
 }

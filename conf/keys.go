@@ -2,7 +2,7 @@ package conf
 
 import (
 	"fmt"
-	"strings"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -40,10 +40,14 @@ var supervisorKeys = schema[Supervisor]{
 		"the budget for the whole teardown, after which everything left is killed"),
 	key("force_exit_code", func(s *Supervisor) *int { return &s.ForceExitCode }, exitCodeCodec, DefaultForceExitCode,
 		"the exit code when the teardown exceeds `shutdown_timeout`"),
+	key("stop_signal", func(s *Supervisor) *syscall.Signal { return &s.StopSignal }, signalCodec, DefaultStopSignal,
+		"a signal that starts the teardown, besides SIGTERM and SIGINT: the image's `STOPSIGNAL` when it is another"),
 	key("watch_config", func(s *Supervisor) *bool { return &s.WatchConfig }, boolCodec, true,
 		"apply edits of the configuration file while running"),
 	key("metrics", func(s *Supervisor) *string { return &s.Metrics }, hostPortCodec, "",
 		"serve Prometheus `/metrics` and `/healthz` over HTTP at this address, such as `\"127.0.0.1:9100\"`; `\"\"` disables it"),
+	key("include", func(s *Supervisor) *[]string { return &s.Include }, includeCodec, nil,
+		"files of more `[programs.*]`, `[teardown.*]` and `[hooks.*]` tables, such as `[\"conf.d/*.toml\"]`, read in lexical order"),
 }
 
 var programKeys = schema[Program]{
@@ -52,6 +56,9 @@ var programKeys = schema[Program]{
 		mandatory().restarts().phrased(func(p *Program) string { return "" }),
 	key("directory", func(p *Program) *string { return &p.Directory }, pathCodec, "",
 		"the working directory; `\"\"` keeps the supervisor's").restarts(),
+	key("env_file", func(p *Program) *[]EnvFile { return &p.EnvFile }, envFileCodec, nil,
+		"files of `NAME=VALUE` lines (dotenv) put in the environment in order, before `environment`; "+
+			"a change of their variables restarts the program").restarts(),
 	key("environment", func(p *Program) *map[string]string { return &p.Environment }, environmentCodec, map[string]string{},
 		"variables added to the supervisor's environment (merged with those of `[defaults]`)").restarts(),
 	key("clear_environment", func(p *Program) *bool { return &p.ClearEnvironment }, boolCodec, false,
@@ -63,10 +70,15 @@ var programKeys = schema[Program]{
 	key("autostart", func(p *Program) *bool { return &p.Autostart }, boolCodec, true,
 		"start the program with the supervisor; `false` leaves it stopped until started").
 		phrased(func(p *Program) string { return cond(!p.Autostart, "no autostart") }),
-	key("depends_on", func(p *Program) *[]string { return &p.DependsOn }, dependsCodec, nil,
-		"programs to start (and be ready) before this one, and to stop after it").
+	key("replicas", func(p *Program) *int { return &p.Replicas }, replicasCodec, 1,
+		"run this many instances, `NAME:0` to `NAME:N-1` (`0`: defined, none running); without the key, one instance named `NAME`; a reload that changes only this key starts or stops the difference").
+		phrased(func(p *Program) string { return cond(p.Replicated, fmt.Sprintf("replicas %d", p.Replicas)) }),
+	key("depends_on", func(p *Program) *[]Dependency { return &p.DependsOn }, dependsCodec, nil,
+		"programs to start before this one, and to stop after it: a list waits for each to be ready; "+
+			"a table (`{ db = \"ready\", migrate = \"completed\", cache = \"started\" }`) names the condition per program; "+
+			"`NAME` waits for every instance of a program with replicas, `NAME:i` for one").
 		phrased(func(p *Program) string {
-			return cond(len(p.DependsOn) > 0, "depends on "+strings.Join(p.DependsOn, ", "))
+			return cond(len(p.DependsOn) > 0, "depends on "+dependsCodec.show(p.DependsOn))
 		}),
 	key("restart", func(p *Program) *RestartPolicy { return &p.Restart }, restartCodec, RestartOnFailure,
 		"when an ended run is started again").
@@ -105,6 +117,29 @@ var programKeys = schema[Program]{
 		"the restart circuit breaker").phrased(func(p *Program) string { return p.Breaker.phrase() }),
 	optional("watchdog", "programs.NAME.watchdog", func(p *Program) **Watchdog { return &p.Watchdog }, watchdogKeys,
 		"the heartbeat watchdog; none when the table is absent").restarts().phrased((*Program).watchdogPhrase),
+	optional("readiness", "programs.NAME.readiness", func(p *Program) **Probe { return &p.Readiness }, readinessKeys,
+		"the readiness probe, which gates `depends_on`; none when the table is absent").
+		restarts().phrased(func(p *Program) string { return p.Readiness.phrase("readiness") }),
+	optional("liveness", "programs.NAME.liveness", func(p *Program) **Probe { return &p.Liveness }, livenessKeys,
+		"the liveness probe, checked once the program is ready; none when the table is absent").
+		restarts().phrased(func(p *Program) string { return p.Liveness.phrase("liveness") }).
+		refusing("log_line", "log_line is a readiness probe only: a liveness probe is exec, http or tcp"),
+}
+
+// phrase is a probe's part of Summary: "readiness http http://x/healthz
+// every 1s".
+func (p *Probe) phrase(what string) string {
+	if p == nil {
+		return ""
+	}
+	s := fmt.Sprintf("%s %s %s", what, p.Kind(), p.Target())
+	if p.Kind() != ProbeLogLine {
+		s += " every " + FormatDuration(p.Interval)
+	}
+	if p.Action != "" && p.Action != WatchdogRestart {
+		s += ", action " + string(p.Action)
+	}
+	return s
 }
 
 // phrase is the breaker's part of Summary: "breaker 5/1m".
@@ -154,6 +189,52 @@ var watchdogKeys = schema[Watchdog]{
 	key("action", func(w *Watchdog) *WatchdogAction { return &w.Action }, actionCodec, WatchdogRestart,
 		"what a missed beat does: kill and count a failure, stop the program, or only log"),
 }
+
+// probeKeys are the keys of a [readiness] table (liveness false) or of a
+// [liveness] table (liveness true); which kind the table has is checked
+// once its layers are applied (checkProbe).
+func probeKeys(liveness bool) schema[Probe] {
+	interval, delay := DefaultReadinessInterval, "the time from the spawn to the first attempt"
+	if liveness {
+		interval, delay = DefaultLivenessInterval, delay+"; it also waits for the program to be ready"
+	}
+	sc := schema[Probe]{
+		key("exec", func(p *Probe) *[]string { return &p.Exec }, commandCodec, nil,
+			"an exec probe: the command, run as the program's user, in its directory and environment; exit 0 passes").restarts().defaultIs("none"),
+		key("http", func(p *Probe) *string { return &p.HTTP }, urlCodec, "",
+			"an HTTP probe: GET this URL; a 2xx or 3xx status passes (redirects are not followed)").restarts().defaultIs("none"),
+		key("tcp", func(p *Probe) *string { return &p.TCP }, probeAddrCodec, "",
+			"a TCP probe: connecting to this address passes").restarts().defaultIs("none"),
+	}
+	if !liveness {
+		sc = append(sc, key("log_line", func(p *Probe) **regexp.Regexp { return &p.LogLine }, regexpCodec, nil,
+			"a log line probe: passes once `success_threshold` lines of stdout or stderr (with `\"log\"` output) match; the timing keys do not apply").restarts().defaultIs("none"))
+	}
+	sc = append(sc,
+		key("http_verify_tls", func(p *Probe) *bool { return &p.HTTPVerifyTLS }, boolCodec, false,
+			"verify the certificate of an `https://` URL; by default it is not").restarts(),
+		key("interval", func(p *Probe) *time.Duration { return &p.Interval }, positiveDurationCodec, interval,
+			"the time from the start of one attempt to the start of the next").restarts(),
+		key("timeout", func(p *Probe) *time.Duration { return &p.Timeout }, positiveDurationCodec, DefaultProbeTimeout,
+			"an attempt running longer fails (an exec probe's process group is killed)").restarts(),
+		key("initial_delay", func(p *Probe) *time.Duration { return &p.InitialDelay }, durationCodec, 0,
+			delay).restarts(),
+		key("success_threshold", func(p *Probe) *int { return &p.SuccessThreshold }, countCodec, DefaultSuccessThreshold,
+			"consecutive passes that make the probe passing").restarts(),
+		key("failure_threshold", func(p *Probe) *int { return &p.FailureThreshold }, countCodec, DefaultFailureThreshold,
+			"consecutive failures that make the probe failing").restarts(),
+	)
+	if liveness {
+		sc = append(sc, key("action", func(p *Probe) *WatchdogAction { return &p.Action }, actionCodec, WatchdogRestart,
+			"what a failing probe does: kill and count a failure, stop the program, or only log"))
+	}
+	return sc
+}
+
+var (
+	readinessKeys = probeKeys(false)
+	livenessKeys  = probeKeys(true)
+)
 
 var teardownKeys = schema[TeardownStep]{
 	key("command", func(s *TeardownStep) *[]string { return &s.Command }, commandCodec, nil,

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
@@ -30,6 +31,9 @@ type node[S any] interface {
 	checkRequired(t *table, prefix []string, s *S, w *written)
 	summary(name string, s *S) []string
 	ref() refInfo
+	// copyTo makes dst's value of the key a copy of src's that shares no
+	// memory with it.
+	copyTo(dst, src *S)
 }
 
 // keyMeta is what every key declares beside its value.
@@ -99,6 +103,8 @@ func (v *value[S, T]) copyOf(x T) T {
 }
 
 func (v *value[S, T]) reset(s *S) { *v.get(s) = v.copyOf(v.def) }
+
+func (v *value[S, T]) copyTo(dst, src *S) { *v.get(dst) = v.copyOf(*v.get(src)) }
 
 func (v *value[S, T]) decode(t *table, key []string, x any, s *S, w *written) bool {
 	ok := v.c.decode(t, key, x, v.get(s))
@@ -177,6 +183,9 @@ type subtable[S, U any] struct {
 	// phrase, when set, gives the table's part of Summary; otherwise its
 	// keys give theirs.
 	phrase func(*S) string
+	// refused maps keys the table does not take, though a similar table
+	// does, to the error that explains why.
+	refused map[string]string
 }
 
 // always declares a subtable that is always present, held in the field get
@@ -219,14 +228,43 @@ func (st *subtable[S, U]) restarts() *subtable[S, U] { st.restart = true; return
 // phrased sets the table's part of Summary.
 func (st *subtable[S, U]) phrased(f func(*S) string) *subtable[S, U] { st.phrase = f; return st }
 
+// refusing makes key, which the table does not take, an error saying why
+// rather than an unknown key.
+func (st *subtable[S, U]) refusing(key, why string) *subtable[S, U] {
+	if st.refused == nil {
+		st.refused = map[string]string{}
+	}
+	st.refused[key] = why
+	return st
+}
+
 func (st *subtable[S, U]) reset(s *S) { st.clear(s) }
+
+func (st *subtable[S, U]) copyTo(dst, src *S) {
+	u := st.get(src, false)
+	st.clear(dst)
+	if u != nil {
+		st.keys.copyTo(st.get(dst, true), u)
+	}
+}
 
 func (st *subtable[S, U]) decode(t *table, key []string, v any, s *S, w *written) bool {
 	m, ok := t.asTable(key, v)
-	if ok {
-		st.keys.apply(t, key, st.get(s, true), m, w)
+	if !ok {
+		return false
 	}
-	return ok
+	for k, why := range st.refused {
+		if _, has := m[k]; has {
+			m = maps.Clone(m)
+			delete(m, k)
+			t.keyErr(append(slices.Clone(key), k), "%s", why)
+			if w != nil {
+				w.failed[strings.Join(append(slices.Clone(key), k), ".")] = true
+			}
+		}
+	}
+	st.keys.apply(t, key, st.get(s, true), m, w)
+	return true
 }
 
 func (st *subtable[S, U]) diff(prefix string, a, b *S, out []string) []string {
@@ -276,6 +314,14 @@ type schema[S any] []node[S]
 func (sc schema[S]) reset(s *S) {
 	for _, n := range sc {
 		n.reset(s)
+	}
+}
+
+// copyTo makes every key of dst a copy of src's, sharing no memory with
+// it (slices, maps and optional subtables are copied).
+func (sc schema[S]) copyTo(dst, src *S) {
+	for _, n := range sc {
+		n.copyTo(dst, src)
 	}
 }
 

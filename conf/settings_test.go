@@ -2,6 +2,7 @@ package conf
 
 import (
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -13,6 +14,14 @@ import (
 // snake turns a Go field name into its TOML key: HalfOpenMaxCalls is
 // half_open_max_calls.
 func snake(s string) string {
+	switch s { // acronyms
+	case "HTTP":
+		return "http"
+	case "TCP":
+		return "tcp"
+	case "HTTPVerifyTLS":
+		return "http_verify_tls"
+	}
 	var b strings.Builder
 	for i, r := range s {
 		if unicode.IsUpper(r) {
@@ -39,6 +48,15 @@ func mutate(t *testing.T, v reflect.Value) {
 		v.SetFloat(v.Float() + 1)
 	case reflect.Slice:
 		v.Set(reflect.Append(v, reflect.Zero(v.Type().Elem())))
+	case reflect.Pointer:
+		if v.Type() != reflect.TypeFor[*regexp.Regexp]() {
+			t.Fatalf("no mutation for a %s field: add one to this test", v.Type())
+		}
+		src := "x"
+		if !v.IsNil() {
+			src = v.Interface().(*regexp.Regexp).String() + "x"
+		}
+		v.Set(reflect.ValueOf(regexp.MustCompile(src)))
 	case reflect.Map:
 		m := reflect.MakeMap(v.Type())
 		for _, k := range v.MapKeys() {
@@ -78,6 +96,13 @@ func leafFields(typ reflect.Type, prefix string, path []int, skip map[string]boo
 				ft = ft.Elem()
 			}
 			out = append(out, leafFields(ft, key+".", p, nil)...)
+		case ft == reflect.TypeFor[*Probe]():
+			// One struct for both tables: each lacks one key.
+			notKeys := map[string]bool{"Action": true}
+			if f.Name == "Liveness" {
+				notKeys = map[string]bool{"LogLine": true}
+			}
+			out = append(out, leafFields(ft.Elem(), key+".", p, notKeys)...)
 		case ft.Kind() == reflect.Struct:
 			for j := range ft.NumField() {
 				out = append(out, leafField{append(slices.Clone(p), j), key})
@@ -143,6 +168,10 @@ func leafKeys(prefix string, refs []refInfo) []string {
 func fullProgram() *Program {
 	p := builtin("a", "/bin/a")
 	p.Watchdog = &Watchdog{HeartbeatFile: "/run/a", Timeout: time.Second, StartGrace: time.Second, Action: WatchdogRestart}
+	p.Readiness = &Probe{HTTP: "http://127.0.0.1/", Interval: time.Second, Timeout: time.Second,
+		SuccessThreshold: 1, FailureThreshold: 3}
+	p.Liveness = &Probe{TCP: "127.0.0.1:1", Interval: time.Second, Timeout: time.Second,
+		SuccessThreshold: 1, FailureThreshold: 3, Action: WatchdogRestart}
 	return p
 }
 
@@ -150,17 +179,21 @@ func fullProgram() *Program {
 // Watchdog, Supervisor or TeardownStep has no key declaration: its change
 // would then escape Diff, Equal, the defaults and the README reference.
 func TestDeclarationsCoverEveryField(t *testing.T) {
-	checkCovered(t, fullProgram, (*Program).Diff,
-		leafKeys("", programKeys.refs()), map[string]bool{"Name": true, "Line": true})
+	// File and Line say where a program is defined, not what it does.
+	// Base and Replica follow from an instance's Name; Replicated says
+	// whether a layer set replicas, which shows in the instances' names.
+	identity := map[string]bool{"Name": true, "File": true, "Line": true, "Base": true, "Replica": true, "Replicated": true}
+	checkCovered(t, fullProgram, (*Program).Diff, leafKeys("", programKeys.refs()), identity)
 	checkCovered(t, func() *Supervisor { s := defaultSupervisor(); return &s }, (*Supervisor).Diff,
 		leafKeys("", supervisorKeys.refs()), nil)
 	checkCovered(t, func() *TeardownStep { return &TeardownStep{Name: "t", Command: []string{"/bin/t"}} },
 		func(a, b *TeardownStep) []string { return teardownKeys.diff("", a, b, nil) },
-		leafKeys("", teardownKeys.refs()), map[string]bool{"Name": true})
+		leafKeys("", teardownKeys.refs()), map[string]bool{"Name": true, "File": true, "Line": true})
 
 	// Every change that Diff sees makes Equal false, and Equal is true
 	// exactly when Diff is empty and the names match.
-	for _, lf := range leafFields(reflect.TypeFor[Program](), "", nil, map[string]bool{"Line": true}) {
+	for _, lf := range leafFields(reflect.TypeFor[Program](), "", nil,
+		map[string]bool{"File": true, "Line": true, "Base": true, "Replica": true, "Replicated": true}) {
 		p := fullProgram()
 		mutate(t, fieldAt(reflect.ValueOf(p), lf.path))
 		if fullProgram().Equal(p) || p.Equal(fullProgram()) {
@@ -218,11 +251,13 @@ watchdog = { heartbeat_file = "/run/b", action = "log" }`)
 func TestNeedsRestart(t *testing.T) {
 	restart := []string{"command", "directory", "environment", "clear_environment", "user", "group",
 		"stdout", "stderr", "log_rate", "log_burst", "notify", "watchdog", "watchdog.heartbeat_file", "watchdog.timeout",
+		"readiness", "readiness.http", "readiness.interval", "readiness.log_line", "liveness", "liveness.exec",
+		"liveness.failure_threshold",
 		"no_such_key", "breaker.nope", "command.x", ""}
 	inPlace := []string{"autostart", "depends_on", "restart", "success_exit_codes", "min_uptime",
 		"backoff_initial", "backoff_max", "stop_signal", "stop_timeout", "stop_priority", "critical",
 		"ready_timeout", "breaker", "breaker.max_failures", "breaker.reset_timeout",
-		"breaker.half_open_max_calls", "watchdog.start_grace", "watchdog.action"}
+		"breaker.half_open_max_calls", "watchdog.start_grace", "watchdog.action", "liveness.action"}
 	for _, k := range restart {
 		if !NeedsRestart(k) {
 			t.Errorf("NeedsRestart(%q) = false, want true", k)

@@ -37,23 +37,47 @@ func (w Warning) String() string {
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Warnings checks what the file names on this machine, as a start would
-// find it now: that each program's (and teardown step's and hook's) command[0]
-// exists and is executable (a name without "/" looked up in the PATH the
-// program gets), that its directory exists, that its user and group exist
-// (as procs.Credential resolves them; unknown numeric ids are allowed) and
-// that the directory of a stdout or stderr file exists. It returns the
-// problems in file order, none when all is well. It reads the file system
-// and the user database, so it is for `validate`, not for the event loop.
+// find it now: that each program's, teardown step's and hook's
+// command[0], and the command of each exec probe, exists and is
+// executable (a name without "/" looked up in the PATH the program gets),
+// that its directory exists, that its user and group exist (as
+// procs.Credential resolves them; unknown numeric ids are allowed) and
+// that the directory of a stdout or stderr file exists. It checks every
+// instance, with its templates replaced, and reports a problem that
+// instances share once. It returns the problems in file order, none when
+// all is well. It reads the file system and the user database, so it is
+// for `validate`, not for the event loop.
 func (c *Config) Warnings() []Warning {
 	var out []Warning
+	// Instances share their table: a problem they have in common is
+	// reported once.
+	seen := map[Warning]bool{}
+	add := func(w Warning) {
+		if !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
 	for _, name := range c.Order {
 		p := c.Programs[name]
 		at := func(key, format string, args ...any) {
-			out = append(out, Warning{File: c.File, Line: c.keyLine(name, p.Line, key),
-				Program: "programs." + name, Key: key, Msg: fmt.Sprintf(format, args...)})
+			file, line := c.keyLine(p, key)
+			add(Warning{File: file, Line: line, Program: "programs." + p.Base, Key: key, Msg: fmt.Sprintf(format, args...)})
 		}
 		if msg := checkCommand(p.Command, p.Directory, programPath(p)); msg != "" {
 			at("command", "%s", msg)
+		}
+		for _, pr := range []struct {
+			key   string
+			probe *Probe
+		}{{"readiness", p.Readiness}, {"liveness", p.Liveness}} {
+			if pr.probe == nil || pr.probe.Kind() != ProbeExec {
+				continue
+			}
+			if msg := checkCommand(pr.probe.Exec, p.Directory, programPath(p)); msg != "" {
+				file, line := c.probeLine(p, pr.key)
+				add(Warning{File: file, Line: line, Program: "programs." + p.Base, Key: pr.key + ".exec", Msg: msg})
+			}
 		}
 		if p.Directory != "" {
 			if fi, err := os.Stat(p.Directory); err != nil {
@@ -90,44 +114,53 @@ func (c *Config) Warnings() []Warning {
 	for _, name := range slices.Sorted(maps.Keys(c.Teardown)) {
 		s := c.Teardown[name]
 		if msg := checkCommand(s.Command, "", os.Getenv("PATH")); msg != "" {
-			line := 0
-			if c.lines != nil {
-				line = c.lines.line("teardown", name, "command")
-			}
-			out = append(out, Warning{File: c.File, Line: line, Program: "teardown." + name, Key: "command", Msg: msg})
+			line := c.lines[s.File].line("teardown", name, "command")
+			out = append(out, Warning{File: s.File, Line: line, Program: "teardown." + name, Key: "command", Msg: msg})
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Hooks)) {
 		h := c.Hooks[name]
 		if msg := checkCommand(h.Command, "", os.Getenv("PATH")); msg != "" {
-			line := h.Line
-			if c.lines != nil {
-				line = c.lines.line("hooks", name, "command")
-			}
-			out = append(out, Warning{File: c.File, Line: line, Program: "hooks." + name, Key: "command", Msg: msg})
+			line := c.lines[h.File].line("hooks", name, "command")
+			out = append(out, Warning{File: h.File, Line: line, Program: "hooks." + name, Key: "command", Msg: msg})
 		}
 	}
 	return out
 }
 
-// keyLine returns the line that sets key for program name: in its own
-// table, else in [defaults], else header (the program's header line).
-func (c *Config) keyLine(name string, header int, key string) int {
-	if c.lines == nil {
-		return header
+// keyLine returns the file and line that set key for p: in its own
+// table, else in [defaults] (of the main file), else p's header.
+func (c *Config) keyLine(p *Program, key string) (string, int) {
+	if l, ok := c.lines[p.File].lookup("programs", p.Base, key); ok {
+		return p.File, l
 	}
-	if l, ok := c.lines.lookup("programs", name, key); ok {
-		return l
+	if l, ok := c.lines[c.File].lookup("defaults", key); ok {
+		return c.File, l
 	}
-	if l, ok := c.lines.lookup("defaults", key); ok {
-		return l
+	return p.File, p.Line
+}
+
+// probeLine returns the file and line of the exec key of the probe table
+// key (readiness or liveness) of p, else of the table (in p's file, else
+// in [defaults] of the main file), else p's header.
+func (c *Config) probeLine(p *Program, key string) (string, int) {
+	for _, at := range []struct {
+		file string
+		path []string
+	}{
+		{p.File, []string{"programs", p.Base, key, "exec"}}, {p.File, []string{"programs", p.Base, key}},
+		{c.File, []string{"defaults", key, "exec"}}, {c.File, []string{"defaults", key}},
+	} {
+		if l, ok := c.lines[at.file].lookup(at.path...); ok {
+			return at.file, l
+		}
 	}
-	return header
+	return p.File, p.Line
 }
 
 // programPath is the PATH the program's command is looked up in.
 func programPath(p *Program) string {
-	if v, ok := p.Environment["PATH"]; ok {
+	if v, ok := p.Env()["PATH"]; ok {
 		return v
 	}
 	return os.Getenv("PATH")

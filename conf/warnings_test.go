@@ -56,6 +56,9 @@ user = "root"
 command = ["./bin/nope"]
 directory = "$DIR"
 user = "root"
+readiness = { exec = ["./bin/tool"] }
+[programs.relbad.liveness]
+exec = ["nope-probe", "-x"]
 
 [teardown.t1]
 command = ["$DIR/nope"]
@@ -81,7 +84,8 @@ command = ["$DIR/nope"]
 		file + `:19: programs.plain: key "directory": ` + dir + `/bin/tool is not a directory`,
 		file + `:25: programs.envpath: key "command": "plain" is not found in PATH (` + dir + `/elsewhere)`,
 		file + `:33: programs.relbad: key "command": ` + dir + `/bin/nope does not exist`,
-		file + `:38: teardown.t1: key "command": ` + dir + `/nope does not exist`,
+		file + `:38: programs.relbad: key "liveness.exec": "nope-probe" is not found in PATH (` + dir + `/bin)`,
+		file + `:41: teardown.t1: key "command": ` + dir + `/nope does not exist`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -18,7 +18,8 @@ var (
 )
 
 // programsArg is the NAME... of the commands that act on programs.
-var programsArg = Arg{Name: "NAME", Kind: KindProgram, Repeat: true, Help: "a program of the configuration"}
+var programsArg = Arg{Name: "NAME", Kind: KindProgram, Repeat: true,
+	Help: "a program of the configuration (every instance of it), or NAME:i (one instance)"}
 
 // remote returns a remote command with the flags that find the socket.
 func remote(name, summary, help string, args ...Arg) *Command {
@@ -53,16 +54,21 @@ when it ended the run.`,
 	&Command{
 		Name:    "validate",
 		Summary: "Check a configuration file exactly as run would; exit 2 on errors.",
-		Help: "Prints a line per program and teardown step, then warnings about what will fail at run time\n" +
-			"but may be fixed before (an unknown user, a missing command or directory). With --strict,\n" +
-			"warnings make the exit code 1.",
+		Help: "Prints a line per program and teardown step with the file and line it comes from, then\n" +
+			"warnings about what will fail at run time but may be fixed before (an unknown user, a missing\n" +
+			"command or directory). With --strict, warnings make the exit code 1. With --diff, it then asks\n" +
+			"the running supervisor what a reload would change (as reload --dry-run).",
 		Local: true,
-		Flags: []Flag{flagConfig, {Name: "strict", Kind: KindBool, Help: "exit 1 when there are warnings"}},
+		Flags: []Flag{flagConfig, {Name: "strict", Kind: KindBool, Help: "exit 1 when there are warnings"},
+			{Name: "diff", Kind: KindBool, Help: "also print the difference a reload of the running supervisor would apply"},
+			{Name: "json", Kind: KindBool, Help: "with --diff: print the difference as JSON"},
+			flagSocket},
 	},
 	&Command{
 		Name:    CmdStatus,
 		Summary: "Show the programs: a table, or {\"programs\": [...]} with --json.",
-		Args:    []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true, Help: "show only these programs"}},
+		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true,
+			Help: "show only these programs (a program with replicas: its instances), or NAME:i"}},
 		Help: `With --watch, the table is drawn again whenever an event changes it (see
 'supervise help events'), until Ctrl-C; when the output is not a terminal,
 each change is printed as one line instead.`,
@@ -79,10 +85,24 @@ each change is printed as one line instead.`,
 	remote(CmdReset, "Close programs' circuit breakers and start them.", "", programsArg),
 	remote(CmdSignal, "Send a signal to a program's process.",
 		"The signal is a name (HUP, SIGHUP) or a number. An exit it causes is judged like any other.",
-		Arg{Name: "NAME", Kind: KindProgram, Help: "the program"},
+		Arg{Name: "NAME", Kind: KindProgram, Help: "the program (every instance of it), or NAME:i"},
 		Arg{Name: "SIGNAL", Kind: KindSignal, Help: "HUP, SIGUSR1, 9, ..."}),
-	remote(CmdReload, "Re-read the configuration file and apply the difference.",
-		"An invalid file is reported and changes nothing."),
+	remote(CmdScale, "Run N instances of a program with replicas: start or stop the difference.",
+		"New instances take the next indices; the highest ones stop, as `stop` stops them, and are\n"+
+			"removed. The answer gives the new count. A reload applies the file's replicas again.",
+		Arg{Name: "NAME", Kind: KindProgram, Help: "the program (its table's name, not one instance)"},
+		Arg{Name: "N", Kind: KindCount, Help: "the number of instances, from 0"}),
+	&Command{
+		Name:    CmdReload,
+		Summary: "Re-read the configuration file and apply the difference.",
+		Help: "An invalid file is reported and changes nothing. With --dry-run, print the difference a\n" +
+			"reload would apply (added, removed, changed with the changed keys, unchanged) and apply nothing.",
+		Flags: []Flag{flagFind, flagSocket,
+			{Name: ParamDryRun, Kind: KindBool, Remote: true, Help: "print the difference, apply nothing"},
+			{Name: "json", Kind: KindBool, Help: "with --dry-run: print the difference as JSON"},
+		},
+		Print: printReload,
+	},
 	remote(CmdShutdown, "Tear down the programs and end the supervisor.", ""),
 	&Command{
 		Name:    CmdEvents,
@@ -95,7 +115,8 @@ the supervisor's own). A reader too slow for the events gets a "lost" line
 saying how many it missed. With NAME, only the events of those programs
 (and of their instances, NAME:i).`,
 		Stream: true,
-		Args:   []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true, Help: "only the events of these programs"}},
+		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true,
+			Help: "only the events of these programs (a program with replicas: all its instances), or NAME:i"}},
 		Flags: []Flag{
 			{Name: "json", Kind: KindBool, Help: "print each event as one line of JSON"},
 			flagFind, flagSocket,
@@ -105,12 +126,32 @@ saying how many it missed. With NAME, only the events of those programs
 	&Command{
 		Name:    "check",
 		Summary: "Exit 0 if the supervisor's heartbeat file is fresh, else 1: for HEALTHCHECK and exec probes.",
-		Local:   true,
+		Help: "Without --ready: the liveness of the supervisor itself (its event loop writes the heartbeat file).\n" +
+			"With --ready: exit 0 only while every autostart program is ready (a completed one-shot task\n" +
+			"counts as ready), asking the running supervisor: a Kubernetes readiness probe.",
+		Local: true,
 		Flags: []Flag{
-			flagConfig,
+			flagConfig, flagSocket,
+			{Name: "ready", Kind: KindBool, Help: "check that every autostart program is ready instead"},
+			{Name: "json", Kind: KindBool, Help: "print the verdict and its reasons as JSON"},
 			{Name: "heartbeat", Value: "FILE", Help: "the heartbeat file (default: the configuration's [supervisor] heartbeat_file)"},
 			{Name: "max-age", Value: "DURATION", Help: "the oldest beat that counts as fresh (default: 3 × heartbeat_interval)"},
 		},
+	},
+	&Command{
+		Name:    "import",
+		Summary: "Print a supervise configuration converted from supervisord, a Procfile or process-compose.",
+		Help: "Reads a supervisord file (with the files of its [include]), a Procfile, or a process-compose\n" +
+			"YAML file, telling which from its content, and prints the equivalent TOML on stdout: each\n" +
+			"program says where it came from, and [defaults] keeps the source's defaults where they differ.\n" +
+			"Every setting that cannot be converted exactly is listed on stderr with its file, line and why;\n" +
+			"the exit code is still 0. A file that cannot be parsed exits 2.\n\n" +
+			"  supervise import /etc/supervisor/supervisord.conf > supervise.toml\n" +
+			"  supervise validate -c supervise.toml",
+		Local: true,
+		Args:  []Arg{{Name: "FILE", Kind: KindText, Help: "the file to convert"}},
+		Flags: []Flag{{Name: "format", Value: "supervisord|procfile|process-compose",
+			Help: "the format of FILE (default: told from its content)"}},
 	},
 	&Command{Name: "version", Summary: "Print the version.", Local: true},
 	&Command{
@@ -156,6 +197,16 @@ func printEvent(w io.Writer, inv *Invocation, r Response) error {
 		return fmt.Errorf("writing events: %w", err)
 	}
 	return nil
+}
+
+// printReload prints a reload's answer; with --dry-run --json, the
+// difference as JSON.
+func printReload(w io.Writer, inv *Invocation, r Response) error {
+	if inv.Bool("json") && len(r.Diff) > 0 {
+		_, err := fmt.Fprintf(w, "%s\n", r.Diff)
+		return err
+	}
+	return PrintResponse(w, inv, r)
 }
 
 // printStatus prints the table of `supervise status`, or with --json

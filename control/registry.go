@@ -18,8 +18,9 @@ type Kind int
 const (
 	// KindText is printable text of at most MaxTextSize bytes.
 	KindText Kind = iota
-	// KindProgram is a program name (see ValidName). The program
-	// argument of a command goes to Request.Names.
+	// KindProgram is a program name, or one instance's NAME:i (see
+	// ValidName). The program argument of a command goes to
+	// Request.Names.
 	KindProgram
 	// KindSignal is a signal name or number ("HUP", "SIGHUP", "9",
 	// "SIGRTMIN+3"); whether it exists is for the supervisor to say.
@@ -58,7 +59,7 @@ func (k Kind) check(s string) error {
 	switch k {
 	case KindProgram:
 		if ok = ValidName(s); !ok {
-			return fmt.Errorf("invalid program name %q (want letters, digits, '_', '.', '-')", s)
+			return fmt.Errorf("invalid program name %q (want letters, digits, '_', '.', '-', and :N for one instance)", s)
 		}
 	case KindSignal:
 		if ok = validSignal(s); !ok {

@@ -49,6 +49,21 @@ func TestParseArgsInterleavesFlagsAndStopsAtDashDash(t *testing.T) {
 		t.Errorf("the server refuses what the command line builds: %v", err)
 	}
 
+	inv, err = parseArgs(t, "scale", "web", "12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req := inv.Request(); req.Command != CmdScale || !reflect.DeepEqual(req.Names, []string{"web"}) || req.Param(ParamCount) != "12" {
+		t.Fatalf("scale request %+v", req)
+	}
+	if _, err := ParseRequest(mustJSON(t, inv.Request())); err != nil {
+		t.Errorf("the server refuses what the command line builds: %v", err)
+	}
+	inv, err = parseArgs(t, "stop", "web:1", "db")
+	if err != nil || !reflect.DeepEqual(inv.Names, []string{"web:1", "db"}) {
+		t.Fatalf("stop web:1 db: %+v, %v", inv, err)
+	}
+
 	inv, err = parseArgs(t, "status", "--json=false")
 	if err != nil || inv.Bool("json") || inv.Names != nil {
 		t.Fatalf("--json=false: %+v, %v", inv, err)
@@ -66,7 +81,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"status", []string{"--json=maybe"}, `flag --json=maybe takes true or false, not "maybe"`},
 		{"status", []string{"---json"}, "unknown flag ---json"},
 		{"status", []string{"--"}, "status takes no command after --"},
-		{"status", []string{"a b"}, `status: invalid program name "a b" (want letters, digits, '_', '.', '-')`},
+		{"status", []string{"a b"}, `status: invalid program name "a b" (want letters, digits, '_', '.', '-', and :N for one instance)`},
 		{"start", nil, "start needs at least one program name"},
 		{"signal", []string{"web"}, "signal needs a signal (SIGNAL)"},
 		{"signal", nil, "signal needs a program name"},
@@ -75,7 +90,12 @@ func TestParseArgsErrors(t *testing.T) {
 		{"reload", []string{"extra"}, `reload takes no arguments, got "extra"`},
 		{"run", []string{"stray"}, `run takes no arguments, got "stray" (a command to run goes after --)`},
 		{"run", []string{"--"}, "no command after --"},
-		{"validate", []string{"-s", "x"}, "unknown flag -s"},
+		{"scale", []string{"web"}, "scale needs a number (N)"},
+		{"scale", []string{"web", "x"}, `scale: invalid number "x" (want 0 to 1000000000)`},
+		{"scale", []string{"web", "-1"}, "unknown flag -1"},
+		{"scale", []string{"web", "1", "2"}, `unexpected argument "2"`},
+		{"stop", []string{"web:01"}, `stop: invalid program name "web:01" (want letters, digits, '_', '.', '-', and :N for one instance)`},
+		{"version", []string{"-s", "x"}, "unknown flag -s"},
 	} {
 		_, err := parseArgs(t, tt.cmd, tt.args...)
 		var ue *UsageError
@@ -102,7 +122,7 @@ Send a signal to a program's process.
 The signal is a name (HUP, SIGHUP) or a number. An exit it causes is judged like any other.
 
 Arguments:
-  NAME                 the program
+  NAME                 the program (every instance of it), or NAME:i
   SIGNAL               HUP, SIGUSR1, 9, ...
 
 Flags:
@@ -117,12 +137,12 @@ Flags:
 	Commands.WriteUsage(&b)
 	for _, line := range []string{
 		"  supervise [run] [-c FILE] [-s SOCKET] [--log-level L] [--log-format console|json] [-- CMD [ARG...]]\n",
-		"  supervise validate [-c FILE] [--strict]\n",
+		"  supervise validate [-c FILE] [--strict] [--diff] [--json]\n",
 		"  supervise status [NAME...] [--json] [--watch]\n",
 		"  supervise events [NAME...] [--json]\n",
 		"  supervise start NAME...\n",
 		"  supervise signal NAME SIGNAL\n",
-		"  supervise check [-c FILE] [--heartbeat FILE] [--max-age DURATION]\n",
+		"  supervise check [-c FILE] [--ready] [--json] [--heartbeat FILE] [--max-age DURATION]\n",
 		"  supervise help [COMMAND]\n",
 	} {
 		if !strings.Contains(b.String(), line) {
@@ -137,7 +157,7 @@ Flags:
 }
 
 func TestUnknownCommand(t *testing.T) {
-	all := "; commands: run, validate, status, start, stop, restart, reset, signal, reload, shutdown, events, check, version, help"
+	all := "; commands: run, validate, status, start, stop, restart, reset, signal, scale, reload, shutdown, events, check, import, version, help"
 	for name, want := range map[string]string{
 		"statuss": `unknown command "statuss" (did you mean "status"?)`,
 		"stat":    `unknown command "stat" (did you mean "start"?)`,

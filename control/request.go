@@ -110,14 +110,21 @@ func (r *Registry) validate(req Request) error {
 	return nil
 }
 
-// ValidName reports whether s looks like a program name: one or more of
-// the characters A-Z, a-z, 0-9, '_', '.' and '-'.
+// ValidName reports whether s looks like a program name, or the name of
+// one instance of a program with replicas: one or more of the characters
+// A-Z, a-z, 0-9, '_', '.' and '-', optionally followed by ':' and an
+// index written without leading zeros ("web", "web:0", "web:12").
 func ValidName(s string) bool {
-	if s == "" {
+	base, idx, inst := strings.Cut(s, ":")
+	if inst && (idx == "" || len(idx) > 9 || (len(idx) > 1 && idx[0] == '0') ||
+		strings.Trim(idx, "0123456789") != "") {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	if base == "" {
+		return false
+	}
+	for i := 0; i < len(base); i++ {
+		c := base[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
 		default:

@@ -40,7 +40,7 @@ func TestParseRequestValid(t *testing.T) {
 }
 
 func TestParseRequestInvalid(t *testing.T) {
-	const want = "(want one of status, start, stop, restart, reset, signal, reload, shutdown, events)"
+	const want = "(want one of status, start, stop, restart, reset, signal, scale, reload, shutdown, events)"
 	tests := []struct{ in, want string }{
 		{``, `bad request: empty request`},
 		{`   `, `bad request: empty request`},
@@ -72,9 +72,9 @@ func TestParseRequestInvalid(t *testing.T) {
 		{`{"v":1,"command":"reload","names":["a"]}`, `bad request: reload takes no program names`},
 		{`{"v":1,"command":"shutdown","names":["a"]}`, `bad request: shutdown takes no program names`},
 		{`{"v":1,"command":"stop","names":["a"],"params":{"signal":"KILL"}}`, `bad request: stop takes no parameter "signal"`},
-		{`{"v":1,"command":"start","names":["ok",""]}`, `bad request: invalid program name "" (want letters, digits, '_', '.', '-')`},
-		{`{"v":1,"command":"start","names":["../x/y"]}`, `bad request: invalid program name "../x/y" (want letters, digits, '_', '.', '-')`},
-		{`{"v":1,"command":"status","names":["a b"]}`, `bad request: invalid program name "a b" (want letters, digits, '_', '.', '-')`},
+		{`{"v":1,"command":"start","names":["ok",""]}`, `bad request: invalid program name "" (want letters, digits, '_', '.', '-', and :N for one instance)`},
+		{`{"v":1,"command":"start","names":["../x/y"]}`, `bad request: invalid program name "../x/y" (want letters, digits, '_', '.', '-', and :N for one instance)`},
+		{`{"v":1,"command":"status","names":["a b"]}`, `bad request: invalid program name "a b" (want letters, digits, '_', '.', '-', and :N for one instance)`},
 	}
 	for _, tt := range tests {
 		_, err := ParseRequest([]byte(tt.in))
@@ -126,12 +126,13 @@ func TestParseRequestCustomRegistry(t *testing.T) {
 }
 
 func TestValidName(t *testing.T) {
-	for _, s := range []string{"a", "web", "Web_2", "a.b-c", "..", "0"} {
+	for _, s := range []string{"a", "web", "Web_2", "a.b-c", "..", "0", "web:0", "web:12", "a.b:999999999"} {
 		if !ValidName(s) {
 			t.Errorf("ValidName(%q) = false", s)
 		}
 	}
-	for _, s := range []string{"", "a b", "a/b", "é", "a\n", "a\x00"} {
+	for _, s := range []string{"", "a b", "a/b", "é", "a\n", "a\x00",
+		"web:", ":0", "web:01", "web:-1", "web:1:2", "web:x", "web:1234567890", "a b:1"} {
 		if ValidName(s) {
 			t.Errorf("ValidName(%q) = true", s)
 		}
@@ -147,6 +148,8 @@ func FuzzParseRequest(f *testing.F) {
 		`{"v":1,"command":"status","names":["db","web.1"]}`,
 		`{"v":1,"command":"signal","names":["a"],"params":{"signal":"HUP"}}`,
 		`{"v":1,"command":"start","names":["a","b"]}`,
+		`{"v":1,"command":"scale","names":["web"],"params":{"n":"3"}}`,
+		`{"v":1,"command":"stop","names":["web:0","web:01"]}`,
 		`{"v":1,"command":"reload"}`,
 		`{"v":1,"command":"shutdown","names":null,"params":null}`,
 		`{"v":1,"command":"frob"}`,
@@ -193,6 +196,10 @@ func FuzzParseRequest(f *testing.F) {
 		case CmdSignal:
 			if len(req.Names) != 1 || !validSignal(req.Param(ParamSignal)) || len(req.Params) != 1 {
 				t.Fatalf("accepted signal request %+v", req)
+			}
+		case CmdScale:
+			if len(req.Names) != 1 || KindCount.check(req.Param(ParamCount)) != nil || len(req.Params) != 1 {
+				t.Fatalf("accepted scale request %+v", req)
 			}
 		case CmdReload, CmdShutdown, CmdStatus:
 			if len(req.Params) != 0 || (req.Command != CmdStatus && len(req.Names) != 0) {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/supervise/supervise/watch/trustedpath"
 )
 
 // Limits of the server side of the protocol.
@@ -243,7 +245,8 @@ func Listen(path string) (*Server, error) {
 }
 
 // makeDirs creates dir and its missing parents with mode 0755, whatever
-// the umask; existing directories are left as they are.
+// the umask, following only symbolic links owned by root or the
+// supervisor's user; existing directories are left as they are.
 func makeDirs(dir string) error {
 	var missing []string
 	for d := dir; ; d = filepath.Dir(d) {
@@ -255,11 +258,12 @@ func makeDirs(dir string) error {
 			break
 		}
 	}
-	// Top down, fixing each mode before creating the next level in it.
+	// Created without following a symbolic link planted by another user;
+	// then the new levels get 0755 exactly, whatever the umask.
+	if err := trustedpath.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
 		if err := os.Chmod(missing[i], 0o755); err != nil {
 			return err
 		}

@@ -67,6 +67,15 @@ func TestWriteTableGolden(t *testing.T) {
 			Breaker:   BreakerStatus{State: "open", RemainingSeconds: 90},
 			Heartbeat: HeartbeatStatus{AgeSeconds: ptr(-1.0)}},
 		{Name: "fresh", State: "open", Breaker: BreakerStatus{State: "open", RemainingSeconds: 0.01}},
+		// Instances group under their program where the first appears,
+		// whatever the order of the rows.
+		{Name: "web:0", Program: "web", State: "running", PID: 501, UptimeSeconds: 62, Breaker: BreakerStatus{State: "closed"}},
+		{Name: "plain", Program: "plain", State: "running", PID: 9, Breaker: BreakerStatus{State: "closed"}},
+		{Name: "web:1", Program: "web", Replica: 1, State: "backoff", Restarts: 1,
+			Breaker: BreakerStatus{State: "closed", Failures: 1, MaxFailures: 5}, LastExit: &ExitStatus{Code: 2, At: at}},
+		{Name: "web:2", Program: "web", Replica: 2, State: "running", PID: 503, UptimeSeconds: 61, Breaker: BreakerStatus{State: "closed"}},
+		{Name: "a-very-long-program-name-for-the-column:10", Program: "a-very-long-program-name-for-the-column", Replica: 10,
+			State: "weird", Breaker: BreakerStatus{State: "closed"}},
 	}
 	var buf bytes.Buffer
 	if err := WriteTable(&buf, ps); err != nil {

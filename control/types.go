@@ -34,6 +34,7 @@
 package control
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/supervise/supervise/events"
@@ -55,12 +56,21 @@ const (
 	CmdSignal   = "signal"
 	CmdReload   = "reload"
 	CmdShutdown = "shutdown"
+	CmdScale    = "scale"
 	CmdEvents   = "events"
 )
 
 // ParamSignal is the parameter of CmdSignal that holds the signal (a name
 // such as "HUP" or "SIGHUP", or a number).
 const ParamSignal = "signal"
+
+// ParamCount is the parameter of CmdScale that holds the new number of
+// instances.
+const ParamCount = "n"
+
+// ParamDryRun is the parameter of reload that asks for the difference a
+// reload would apply, applying nothing ("true").
+const ParamDryRun = "dry-run"
 
 // Request is what a client sends: the protocol version, a command, the
 // programs it names, and its other arguments and flags by name (Params).
@@ -106,6 +116,9 @@ type Response struct {
 	Programs []ProgramStatus `json:"programs,omitempty"`
 	// Event is one event of the events stream (SPEC section 15).
 	Event *events.Event `json:"event,omitempty"`
+	// Diff is the difference a reload would apply (reload --dry-run), as
+	// JSON: added, removed, changed (with keys), unchanged.
+	Diff json.RawMessage `json:"diff,omitempty"`
 }
 
 // Result is the outcome of a command for one program.
@@ -118,7 +131,11 @@ type Result struct {
 // ProgramStatus is one program's row of `supervise status --json`
 // (SPEC section 6). Field names are part of the public interface.
 type ProgramStatus struct {
-	Name          string          `json:"name"`
+	Name string `json:"name"` // the instance: "web:0", or "web" for a program without replicas
+	// Program is the [programs.NAME] table the instance comes from, and
+	// Replica its index (0 for a program without replicas).
+	Program       string          `json:"program"`
+	Replica       int             `json:"replica"`
 	State         string          `json:"state"`
 	PID           int             `json:"pid"`
 	UptimeSeconds float64         `json:"uptime_seconds"`
@@ -132,8 +149,38 @@ type ProgramStatus struct {
 	// Error is the last spawn error or the reason the program is held
 	// (for example a dependency that will not become ready).
 	Error string `json:"error,omitempty"`
-	// WaitingFor lists dependencies that are not ready yet.
+	// WaitingFor lists dependencies whose conditions do not hold yet.
 	WaitingFor []string `json:"waiting_for,omitempty"`
+	// Autostart is the program's autostart setting: `check --ready`
+	// requires every autostart program to be ready.
+	Autostart bool `json:"autostart"`
+	// Probes are the program's readiness and liveness probes (SPEC
+	// section 11); nil when it has neither.
+	Probes *ProbesStatus `json:"probes,omitempty"`
+}
+
+// ProbesStatus holds a program's probes; a probe not configured is nil.
+type ProbesStatus struct {
+	Readiness *ProbeStatus `json:"readiness,omitempty"`
+	Liveness  *ProbeStatus `json:"liveness,omitempty"`
+}
+
+// ProbeStatus is one probe of a program. State, ConsecutiveFailures and
+// LastDurationSeconds are of the current run ("unknown" without one);
+// LastError is the latest failed attempt's error, of this run or an
+// earlier one; Attempts, Failures and DurationSecondsTotal count every
+// run since the supervisor started.
+type ProbeStatus struct {
+	Kind                 string     `json:"kind"`  // exec | http | tcp | log_line
+	State                string     `json:"state"` // passing | failing | unknown
+	ConsecutiveFailures  int        `json:"consecutive_failures"`
+	LastError            string     `json:"last_error"`
+	LastFailureAt        *time.Time `json:"last_failure_at,omitempty"`
+	LastDurationSeconds  float64    `json:"last_duration_seconds"`
+	LastAt               *time.Time `json:"last_at,omitempty"`
+	Attempts             uint64     `json:"attempts"`
+	Failures             uint64     `json:"failures"`
+	DurationSecondsTotal float64    `json:"duration_seconds_total"`
 }
 
 // BreakerStatus is the restart circuit breaker of a program.
@@ -161,6 +208,8 @@ type ExitStatus struct {
 	At     time.Time `json:"at"`
 	// Error is set when the run never began (spawn failure).
 	Error string `json:"error,omitempty"`
+	// Failed says whether the run was judged a failure (SPEC §3).
+	Failed bool `json:"failed"`
 }
 
 // HeartbeatStatus is the last beat seen of a program's heartbeat file.

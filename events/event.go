@@ -158,7 +158,7 @@ type Event struct {
 	// "log", or "none" when the run was already stopping.
 	Action string `json:"action,omitempty"`
 	Detail string `json:"detail,omitempty"`
-	Diff   *Diff  `json:"diff,omitempty"`
+	Diff   Diff   `json:"diff,omitempty"`
 	Step   string `json:"step,omitempty"`
 	Phase  string `json:"phase,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -202,35 +202,57 @@ func (e *Event) Clone() *Event {
 	return &c
 }
 
-// Diff is what a reload changed.
-type Diff struct {
-	Added   []string  `json:"added,omitempty"`
-	Removed []string  `json:"removed,omitempty"`
-	Changed []Changed `json:"changed,omitempty"`
-	// HooksAdded, HooksRemoved and HooksChanged name [hooks.NAME] tables.
-	HooksAdded   []string `json:"hooks_added,omitempty"`
-	HooksRemoved []string `json:"hooks_removed,omitempty"`
-	HooksChanged []string `json:"hooks_changed,omitempty"`
+// Diff is what a reload changed, as JSON: the encoding of the
+// supervisor's conf.ConfigDiff, which `supervise reload --dry-run --json`
+// prints too (programs added, removed, changed with their keys and
+// whether they restart, and unchanged; the same for the teardown steps
+// and the hooks; the changed [supervisor] keys). It is kept encoded, so
+// that this package need not know the configuration's types; String
+// reads the names it needs.
+type Diff []byte
+
+// MarshalJSON returns d as it is, or null when it is empty.
+func (d Diff) MarshalJSON() ([]byte, error) {
+	if len(d) == 0 {
+		return []byte("null"), nil
+	}
+	return d, nil
 }
 
-// Changed is a program whose settings a reload changed.
-type Changed struct {
-	Name string `json:"name"`
-	// Keys are the changed keys, dotted for subtables ("watchdog.timeout").
-	Keys []string `json:"keys,omitempty"`
-	// InPlace is true when the running process kept running under the new
-	// settings, false when it was restarted.
-	InPlace bool `json:"in_place"`
+// UnmarshalJSON keeps a copy of data.
+func (d *Diff) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		*d = nil
+		return nil
+	}
+	*d = append((*d)[:0], data...)
+	return nil
 }
 
-// Empty reports whether the reload changed nothing.
-func (d *Diff) Empty() bool {
-	return d == nil || len(d.Added)+len(d.Removed)+len(d.Changed)+len(d.HooksAdded)+len(d.HooksRemoved)+len(d.HooksChanged) == 0
+// diffNames is the part of a Diff's JSON that String reads.
+type diffNames struct {
+	Added, Removed  []named
+	Changed         []namedKeys
+	Teardown, Hooks struct {
+		Added, Removed []named
+		Changed        []namedKeys
+	}
+	Supervisor []string
 }
 
-// String describes the diff: "added a, b; removed c; changed d (command)".
-func (d *Diff) String() string {
-	if d.Empty() {
+type named struct{ Name string }
+
+type namedKeys struct {
+	Name string
+	Keys []string
+}
+
+// String describes the diff in one line: "added api; removed old;
+// changed web (command); hooks added page; supervisor changed
+// log_level"; "nothing changed" when it lists no change.
+func (d Diff) String() string {
+	var n diffNames
+	if len(d) == 0 || json.Unmarshal(d, &n) != nil {
 		return "nothing changed"
 	}
 	var parts []string
@@ -239,21 +261,36 @@ func (d *Diff) String() string {
 			parts = append(parts, what+" "+strings.Join(names, ", "))
 		}
 	}
-	list("added", d.Added)
-	list("removed", d.Removed)
-	if len(d.Changed) > 0 {
-		ch := make([]string, len(d.Changed))
-		for i, c := range d.Changed {
-			ch[i] = c.Name
+	names := func(es []named) []string {
+		out := make([]string, len(es))
+		for i, e := range es {
+			out[i] = e.Name
+		}
+		return out
+	}
+	withKeys := func(cs []namedKeys) []string {
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = c.Name
 			if len(c.Keys) > 0 {
-				ch[i] += " (" + strings.Join(c.Keys, ", ") + ")"
+				out[i] += " (" + strings.Join(c.Keys, ", ") + ")"
 			}
 		}
-		list("changed", ch)
+		return out
 	}
-	list("added hooks", d.HooksAdded)
-	list("removed hooks", d.HooksRemoved)
-	list("changed hooks", d.HooksChanged)
+	list("added", names(n.Added))
+	list("removed", names(n.Removed))
+	list("changed", withKeys(n.Changed))
+	list("teardown added", names(n.Teardown.Added))
+	list("teardown removed", names(n.Teardown.Removed))
+	list("teardown changed", withKeys(n.Teardown.Changed))
+	list("hooks added", names(n.Hooks.Added))
+	list("hooks removed", names(n.Hooks.Removed))
+	list("hooks changed", withKeys(n.Hooks.Changed))
+	list("supervisor changed", n.Supervisor)
+	if len(parts) == 0 {
+		return "nothing changed"
+	}
 	return strings.Join(parts, "; ")
 }
 

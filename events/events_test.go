@@ -36,8 +36,15 @@ func TestText(t *testing.T) {
 			"#9 db probe: liveness failed connection refused action stop"},
 		{Event{Seq: 16, Kind: Probe, Program: "db", Source: "readiness", From: "passing", To: "failing", Detail: "HTTP 503"},
 			"#16 db probe: readiness passing -> failing HTTP 503"},
-		{Event{Seq: 10, Kind: Reload, Diff: &Diff{Added: []string{"api"}, Changed: []Changed{{Name: "web", Keys: []string{"command"}}}}, Reason: "SIGHUP"},
-			"#10 supervisor reload: added api; changed web (command) (SIGHUP)"},
+		{Event{Seq: 10, Kind: Reload, Diff: Diff(`{"added":[{"name":"api","origin":"conf.d/api.toml:1"}],"removed":[],` +
+			`"changed":[{"name":"web","keys":["command"],"restart":true}],"unchanged":["db"],` +
+			`"teardown":{"added":[],"removed":[{"name":"flush"}],"changed":[],"unchanged":[]},` +
+			`"hooks":{"added":[{"name":"page"}],"removed":[],"changed":[{"name":"audit","keys":["events"]}],"unchanged":[]},` +
+			`"supervisor":["log_level"]}`), Reason: "SIGHUP"},
+			"#10 supervisor reload: added api; changed web (command); teardown removed flush; hooks added page; " +
+				"hooks changed audit (events); supervisor changed log_level (SIGHUP)"},
+		{Event{Seq: 10, Kind: Reload, Diff: Diff(`{"added":[],"removed":[],"changed":[],"unchanged":["db"]}`), Reason: "SIGHUP"},
+			"#10 supervisor reload: nothing changed (SIGHUP)"},
 		{Event{Seq: 11, Kind: Reload, Error: "supervise.toml:3: bad"}, "#11 supervisor reload: refused: supervise.toml:3: bad"},
 		{Event{Seq: 12, Kind: Teardown, Phase: "begin", Reason: "signal SIGTERM", ExitCode: code(0)},
 			"#12 supervisor teardown: begin signal SIGTERM exit 0"},
@@ -79,6 +86,20 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"kind":"nope"}`), &back); err == nil {
 		t.Error("an unknown kind decoded")
+	}
+	// A reload's diff is carried as the JSON it was given, and left out
+	// when there is none.
+	const diff = `{"added":[{"name":"api","instances":["api:0","api:1"]}],"hooks":{"removed":[{"name":"page"}]}}`
+	s := string((&Event{Kind: Reload, At: at, Diff: Diff(diff)}).JSON())
+	if !strings.Contains(s, `"diff":`+diff) {
+		t.Errorf("%s lacks the diff", s)
+	}
+	var rl Event
+	if err := json.Unmarshal([]byte(s), &rl); err != nil || string(rl.Diff) != diff || rl.Diff.String() != "added api; hooks removed page" {
+		t.Errorf("decoded diff %s (%s), %v", rl.Diff, rl.Diff, err)
+	}
+	if s := string((&Event{Kind: Reload, At: at}).JSON()); strings.Contains(s, "diff") {
+		t.Errorf("%s has a diff", s)
 	}
 }
 

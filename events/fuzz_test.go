@@ -11,7 +11,8 @@ import (
 func FuzzEventJSON(f *testing.F) {
 	f.Add(`{"seq":1,"at":"2025-01-02T10:00:01Z","kind":"state","program":"web","from":"running","to":"backoff","exit_code":1}`)
 	f.Add(`{"kind":"lost","lost":3}`)
-	f.Add(`{"kind":"reload","diff":{"added":["a"],"changed":[{"name":"b","keys":["command"]}]}}`)
+	f.Add(`{"kind":"reload","diff":{"added":[{"name":"a"}],"changed":[{"name":"b","keys":["command"],"restart":true}],"hooks":{"added":[{"name":"h"}]}}}`)
+	f.Add(`{"kind":"reload","diff":{"added":"a","hooks":7}}`)
 	f.Add(`{"kind":"probe","reason":"a\nb\u0000","program":"\u001b[2J"}`)
 	f.Add(`{"kind":"teardown","exit_code":-1,"signal":"SIGKILL"}`)
 	f.Fuzz(func(t *testing.T, data string) {

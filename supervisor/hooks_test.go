@@ -238,9 +238,14 @@ events = ["reload"]
 		t.Fatalf("reload: %+v", r)
 	}
 	ev := st.next(events.Reload, "")
-	d := ev.Diff
-	if d == nil || strings.Join(d.HooksAdded, ",") != "c" || strings.Join(d.HooksRemoved, ",") != "a" || strings.Join(d.HooksChanged, ",") != "b" || len(d.Added)+len(d.Removed)+len(d.Changed) != 0 {
+	d := reloadDiff(t, ev)
+	if hd := d.Hooks; len(hd.Added) != 1 || hd.Added[0].Name != "c" || len(hd.Removed) != 1 || hd.Removed[0].Name != "a" ||
+		len(hd.Changed) != 1 || hd.Changed[0].Name != "b" || strings.Join(hd.Changed[0].Keys, ",") != "timeout" ||
+		len(d.Added)+len(d.Removed)+len(d.Changed) != 0 {
 		t.Fatalf("diff %s", ev.Text())
+	}
+	if got, want := ev.Text(), "hooks added c; hooks removed a; hooks changed b (timeout) (control request)"; !strings.HasSuffix(got, want) {
+		t.Errorf("text %q, want ...%q", got, want)
 	}
 	h.waitFor("hook c ran for the reload", func() bool {
 		b, err := os.ReadFile(filepath.Join(h.dir, "reload.json"))

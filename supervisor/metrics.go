@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,6 +141,16 @@ func reply(w http.ResponseWriter, code int, ctype string, body []byte) {
 
 var allStates = lifecycle.States
 
+// labels are the labels of a program's series: program (its table) and
+// instance ("web:0"; the same as program for a program without replicas).
+func labels(p control.ProgramStatus) string {
+	prog := p.Program
+	if prog == "" {
+		prog = p.Name
+	}
+	return fmt.Sprintf("program=%q,instance=%q", prog, p.Name)
+}
+
 // writeMetrics renders programs in the Prometheus text format.
 func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 	var b strings.Builder
@@ -156,7 +167,7 @@ func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 			if p.State == string(st) {
 				v = 1
 			}
-			fmt.Fprintf(&b, "supervise_program_state{program=%q,state=%q} %d\n", p.Name, st, v)
+			fmt.Fprintf(&b, "supervise_program_state{%s,state=%q} %d\n", labels(p), st, v)
 		}
 	})
 	family("supervise_program_up", "gauge", "1 when the program has a running process.", func(p control.ProgramStatus) {
@@ -164,16 +175,16 @@ func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 		if p.PID != 0 {
 			v = 1
 		}
-		fmt.Fprintf(&b, "supervise_program_up{program=%q} %d\n", p.Name, v)
+		fmt.Fprintf(&b, "supervise_program_up{%s} %d\n", labels(p), v)
 	})
 	family("supervise_program_restarts_total", "counter", "Restarts of the program.", func(p control.ProgramStatus) {
-		fmt.Fprintf(&b, "supervise_program_restarts_total{program=%q} %d\n", p.Name, p.Restarts)
+		fmt.Fprintf(&b, "supervise_program_restarts_total{%s} %d\n", labels(p), p.Restarts)
 	})
 	family("supervise_program_starts_total", "counter", "Runs started.", func(p control.ProgramStatus) {
-		fmt.Fprintf(&b, "supervise_program_starts_total{program=%q} %d\n", p.Name, p.Stats.Starts)
+		fmt.Fprintf(&b, "supervise_program_starts_total{%s} %d\n", labels(p), p.Stats.Starts)
 	})
 	family("supervise_program_failures_total", "counter", "Failed runs.", func(p control.ProgramStatus) {
-		fmt.Fprintf(&b, "supervise_program_failures_total{program=%q} %d\n", p.Name, p.Stats.Failures)
+		fmt.Fprintf(&b, "supervise_program_failures_total{%s} %d\n", labels(p), p.Stats.Failures)
 	})
 	family("supervise_program_breaker_state", "gauge", "1 for the restart breaker's current state.", func(p control.ProgramStatus) {
 		for _, st := range []string{"closed", "open", "half_open"} {
@@ -181,19 +192,57 @@ func writeMetrics(w io.Writer, progs []control.ProgramStatus) {
 			if p.Breaker.State == st {
 				v = 1
 			}
-			fmt.Fprintf(&b, "supervise_program_breaker_state{program=%q,state=%q} %d\n", p.Name, st, v)
+			fmt.Fprintf(&b, "supervise_program_breaker_state{%s,state=%q} %d\n", labels(p), st, v)
 		}
 	})
 	family("supervise_program_breaker_transitions_total", "counter", "Breaker state changes.", func(p control.ProgramStatus) {
-		fmt.Fprintf(&b, "supervise_program_breaker_transitions_total{program=%q} %d\n", p.Name, p.Stats.StateChanges)
+		fmt.Fprintf(&b, "supervise_program_breaker_transitions_total{%s} %d\n", labels(p), p.Stats.StateChanges)
 	})
 	family("supervise_program_breaker_rejected_total", "counter", "Starts refused while the breaker was open.", func(p control.ProgramStatus) {
-		fmt.Fprintf(&b, "supervise_program_breaker_rejected_total{program=%q} %d\n", p.Name, p.Stats.Rejected)
+		fmt.Fprintf(&b, "supervise_program_breaker_rejected_total{%s} %d\n", labels(p), p.Stats.Rejected)
 	})
 	family("supervise_program_heartbeat_age_seconds", "gauge", "Seconds since the program's last heartbeat.", func(p control.ProgramStatus) {
 		if p.Heartbeat.AgeSeconds != nil {
-			fmt.Fprintf(&b, "supervise_program_heartbeat_age_seconds{program=%q} %g\n", p.Name, *p.Heartbeat.AgeSeconds)
+			fmt.Fprintf(&b, "supervise_program_heartbeat_age_seconds{%s} %g\n", labels(p), *p.Heartbeat.AgeSeconds)
 		}
 	})
+	if slices.ContainsFunc(progs, func(p control.ProgramStatus) bool { return p.Probes != nil }) {
+		probes := func(each func(p control.ProgramStatus, probe string, ps *control.ProbeStatus)) func(control.ProgramStatus) {
+			return func(p control.ProgramStatus) {
+				if p.Probes == nil {
+					return
+				}
+				if p.Probes.Readiness != nil {
+					each(p, probeReadiness, p.Probes.Readiness)
+				}
+				if p.Probes.Liveness != nil {
+					each(p, probeLiveness, p.Probes.Liveness)
+				}
+			}
+		}
+		family("supervise_probe_state", "gauge", "1 for the current state of each probe of the program.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				for _, st := range []string{"passing", "failing", "unknown"} {
+					v := 0
+					if ps.State == st {
+						v = 1
+					}
+					fmt.Fprintf(&b, "supervise_probe_state{%s,probe=%q,state=%q} %d\n", labels(p), probe, st, v)
+				}
+			}))
+		family("supervise_probe_attempts_total", "counter", "Probe attempts made.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				fmt.Fprintf(&b, "supervise_probe_attempts_total{%s,probe=%q} %d\n", labels(p), probe, ps.Attempts)
+			}))
+		family("supervise_probe_failures_total", "counter", "Probe attempts that failed.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				fmt.Fprintf(&b, "supervise_probe_failures_total{%s,probe=%q} %d\n", labels(p), probe, ps.Failures)
+			}))
+		family("supervise_probe_duration_seconds", "summary", "Time the probe attempts took.",
+			probes(func(p control.ProgramStatus, probe string, ps *control.ProbeStatus) {
+				fmt.Fprintf(&b, "supervise_probe_duration_seconds_sum{%s,probe=%q} %g\n", labels(p), probe, ps.DurationSecondsTotal)
+				fmt.Fprintf(&b, "supervise_probe_duration_seconds_count{%s,probe=%q} %d\n", labels(p), probe, ps.Attempts)
+			}))
+	}
 	w.Write([]byte(b.String()))
 }

@@ -123,10 +123,10 @@ func TestMetricsAndHealthz(t *testing.T) {
 		t.Fatalf("metrics: %d %v", code, hdr)
 	}
 	for _, want := range []string{
-		`supervise_program_state{program="m",state="running"} 1`,
-		`supervise_program_up{program="m"} 1`,
-		`supervise_program_breaker_state{program="m",state="closed"} 1`,
-		`supervise_program_failures_total{program="m"} 0`,
+		`supervise_program_state{program="m",instance="m",state="running"} 1`,
+		`supervise_program_up{program="m",instance="m"} 1`,
+		`supervise_program_breaker_state{program="m",instance="m",state="closed"} 1`,
+		`supervise_program_failures_total{program="m",instance="m"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lacks %q:\n%s", want, body)

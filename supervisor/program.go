@@ -35,6 +35,9 @@ type program struct {
 	beatMeta   map[string]any
 	refusal    string // the last Refuse of the step in progress
 	waitLogged string // the dependency wait logged last, to log each once
+	// probeTotals count the readiness [0] and liveness [1] probes of the
+	// runs that ended.
+	probeTotals [2]probeTotals
 }
 
 // waiter is a request waiting until the run that was current when it
@@ -61,8 +64,12 @@ func (s *Supervisor) step(p *program, ev lifecycle.Event) {
 		return // removed
 	}
 	s.releaseWaiters(p, false)
+	if p.m.Ready() && !ready && p.run != nil && p.run.probes != nil {
+		p.run.probes.ready() // the liveness probe starts once the run is ready
+	}
 	if p.m.State() != before || p.m.Ready() != ready {
 		s.dependencyChanged(p)
+		s.rolled(p)
 		if p.m.State() == lifecycle.Exited {
 			s.checkAllExited()
 		}

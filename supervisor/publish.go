@@ -2,10 +2,12 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
@@ -132,6 +134,16 @@ func (s *Supervisor) publishProbe(p *program, probe, from, to, detail string) {
 	})
 }
 
+// diffJSON encodes a reload's diff for its event.
+func (s *Supervisor) diffJSON(d *conf.ConfigDiff) events.Diff {
+	js, err := json.Marshal(d)
+	if err != nil {
+		s.log.Warn("reload event without its diff", zap.Error(fmt.Errorf("encoding the diff: %w", err)))
+		return nil
+	}
+	return js
+}
+
 func setExit(ev *events.Event, e lifecycle.ExitStatus) {
 	if e.Signal != 0 {
 		ev.Signal = conf.SignalName(e.Signal)
@@ -179,29 +191,16 @@ type subscribe struct {
 func (subscribe) isEvent() {}
 
 func (s *Supervisor) onSubscribe(ev subscribe) {
-	for _, n := range ev.names {
-		if !s.knownProgram(n) {
-			ev.reply <- fmt.Sprintf("no program named %q (programs: %s)", n, joinNames(s.order))
-			return
-		}
+	// The names are those of the other commands: a program (with
+	// replicas: every instance, those a scale adds later too), or one
+	// instance NAME:i. The subscriber matches them as events.MatchProgram
+	// does.
+	if _, refusal := s.resolve(ev.names); refusal != "" {
+		ev.reply <- refusal
+		return
 	}
 	s.bus.Subscribe(ev.sub)
 	ev.reply <- ""
-}
-
-// knownProgram reports whether name is a program, or a program's instance
-// or the program of instances ("web" for "web:0").
-func (s *Supervisor) knownProgram(name string) bool {
-	if s.progs[name] != nil {
-		return true
-	}
-	base, _, inst := strings.Cut(name, ":")
-	for n := range s.progs {
-		if (inst && n == base) || strings.HasPrefix(n, name+":") {
-			return true
-		}
-	}
-	return false
 }
 
 // streamEvents is the handler of `supervise events`: it subscribes

@@ -29,6 +29,7 @@ var loopCommands = map[string]loopCommand{
 	control.CmdRestart:  perProgram((*Supervisor).cmdRestart),
 	control.CmdReset:    perProgram((*Supervisor).cmdReset),
 	control.CmdSignal:   perProgram((*Supervisor).cmdSignal),
+	control.CmdScale:    (*Supervisor).cmdScale,
 	control.CmdReload:   nil, // see Handle
 }
 
@@ -53,18 +54,41 @@ func (s *Supervisor) onRequest(r request) {
 		r.answer(control.Response{Error: fmt.Sprintf("unknown command %q", r.req.Command)})
 		return
 	}
-	for _, n := range r.req.Names {
-		if s.progs[n] == nil {
-			r.answer(control.Response{Error: fmt.Sprintf("no program named %q (programs: %s)", n, joinNames(s.order))})
-			return
-		}
-	}
 	cmd(s, r)
 }
 
 func (s *Supervisor) cmdStatus(r request) {
-	progs, meta := s.status(r.req.Names)
+	if _, bad := s.resolve(r.req.Names); bad != "" {
+		r.answer(control.Response{Error: bad})
+		return
+	}
+	progs, meta := s.statusOf(r.req.Names)
 	r.reply <- answer{resp: control.Response{OK: true, Programs: progs}, meta: meta}
+}
+
+// statusOf is the status of the programs names stands for (see resolve;
+// names that no longer exist are left out), or of every program when
+// names is empty.
+func (s *Supervisor) statusOf(names []string) ([]control.ProgramStatus, map[int]string) {
+	if len(names) == 0 {
+		return s.status(nil)
+	}
+	var resolved []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		if r, bad := s.resolve([]string{n}); bad == "" {
+			for _, m := range r {
+				if !seen[m] {
+					seen[m] = true
+					resolved = append(resolved, m)
+				}
+			}
+		}
+	}
+	if len(resolved) == 0 {
+		return []control.ProgramStatus{}, map[int]string{}
+	}
+	return s.status(resolved)
 }
 
 func (s *Supervisor) cmdShutdown(r request) {
@@ -77,8 +101,9 @@ func (s *Supervisor) cmdShutdown(r request) {
 // program has settled, a channel closed then.
 type programCommand func(s *Supervisor, p *program, req control.Request) (errText string, wait chan struct{})
 
-// perProgram runs c for every named program and answers with a result per
-// program and their status, once every stop they asked for has ended.
+// perProgram runs c for every named program (every instance of a program
+// with replicas) and answers with a result per instance and their status,
+// once every stop they asked for has ended.
 func perProgram(c programCommand) loopCommand {
 	return func(s *Supervisor, r request) {
 		req := r.req
@@ -90,9 +115,18 @@ func perProgram(c programCommand) loopCommand {
 			r.answer(control.Response{Error: "the supervisor is shutting down"})
 			return
 		}
+		names, bad := s.resolve(req.Names)
+		if bad != "" {
+			r.answer(control.Response{Error: bad})
+			return
+		}
+		if len(names) == 0 {
+			r.answer(control.Response{Error: fmt.Sprintf("%s: no instance to act on (replicas = 0; see supervise scale)", joinNames(req.Names))})
+			return
+		}
 		resp := control.Response{OK: true}
 		var waits []chan struct{}
-		for _, name := range req.Names {
+		for _, name := range names {
 			errText, w := c(s, s.progs[name], req)
 			if w != nil {
 				waits = append(waits, w)
@@ -110,7 +144,7 @@ func perProgram(c programCommand) loopCommand {
 // goroutine, then fetches the status through the loop.
 func (s *Supervisor) answerAfter(r request, resp control.Response, waits []chan struct{}) {
 	if len(waits) == 0 {
-		progs, meta := s.status(r.req.Names)
+		progs, meta := s.statusOf(r.req.Names)
 		resp.Programs = progs
 		r.reply <- answer{resp: resp, meta: meta}
 		return
@@ -202,6 +236,8 @@ func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFi
 		cfg := p.cfg()
 		st := control.ProgramStatus{
 			Name:     p.name,
+			Program:  cfg.Base,
+			Replica:  cfg.Replica,
 			State:    string(p.m.State()),
 			Restarts: p.m.Restarts(),
 			Breaker: control.BreakerStatus{
@@ -213,8 +249,12 @@ func (s *Supervisor) status(names []string) (out []control.ProgramStatus, metaFi
 			Ready:      p.m.Ready(),
 			StatusText: p.statusText,
 			WaitingFor: p.m.WaitingFor(),
+			Autostart:  cfg.Autostart,
+			Probes:     p.probesStatus(),
 		}
-		if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
+		if why := s.waitReason(p); why != "" {
+			st.Error = why
+		} else if l := p.m.Last(); l != nil && l.Error != "" && !p.m.Alive() {
 			st.Error = l.Error
 		}
 		if bst == breaker.Open {
@@ -259,7 +299,7 @@ func lastExitOf(o *lifecycle.Outcome) *control.ExitStatus {
 	if o == nil {
 		return nil
 	}
-	e := &control.ExitStatus{Code: -1, At: o.At, Error: o.Error}
+	e := &control.ExitStatus{Code: -1, At: o.At, Error: o.Error, Failed: o.Failed}
 	if o.Exit != nil {
 		e.Code = o.Exit.Code
 		if o.Exit.Signal != 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/lifecycle"
+	"github.com/supervise/supervise/supervisor/probe"
 	"github.com/supervise/supervise/systemd"
 	"github.com/supervise/supervise/watch/watchdog"
 )
@@ -27,11 +28,14 @@ type run struct {
 	limiter *lineLimiter
 	wd      *watchdog.FileWatchdog
 	notify  *systemd.Listener
+	probes  *probeAttachment   // nil without probes
+	lines   *probe.LineMatcher // the log_line readiness probe, nil without one
 	atts    []attachment
 }
 
 // attachment is a mechanism that lives as long as one run and reports
-// into the event loop: a readiness source or a health check.
+// into the event loop: a readiness source or a health check (notify
+// socket, heartbeat watchdog, probes).
 type attachment interface {
 	// spawned is called once the run's process exists.
 	spawned(proc *procs.Process)
@@ -45,7 +49,7 @@ type attachment interface {
 type attacher func(s *Supervisor, p *program, r *run, env *[]string) (attachment, error)
 
 // attachers are the kinds of attachments, in the order they are prepared.
-var attachers = []attacher{attachNotify, attachWatchdog}
+var attachers = []attacher{attachNotify, attachWatchdog, attachProbes}
 
 // spawn starts the process of a new run, as p's machine asked.
 func (s *Supervisor) spawn(p *program, a lifecycle.Spawn) {
@@ -77,6 +81,9 @@ func (s *Supervisor) spawn(p *program, a lifecycle.Spawn) {
 		Stderr: s.output(p.name, "stderr", cfg.Stderr, r.limiter),
 		// A program's last lines come before the report of its end.
 		DrainOutput: true,
+	}
+	if r.lines != nil {
+		spec.Stdout, spec.Stderr = matchLines(spec.Stdout, r.lines), matchLines(spec.Stderr, r.lines)
 	}
 	if s.opts.SingleCommand && p.name == conf.MainProgram {
 		// Like tini: the one command keeps the terminal, if there is one.
@@ -123,6 +130,10 @@ func (s *Supervisor) endRun(p *program, r *run) {
 		x.close()
 	}
 	r.atts = nil
+	if r.probes != nil {
+		p.keepProbeTotals(r.probes)
+		s.ending(r.probes)
+	}
 	if p.run == r {
 		p.run = nil
 	}
@@ -153,7 +164,9 @@ func (s *Supervisor) onExit(p *program, e procs.Exit) {
 
 // environment builds a run's environment: the supervisor's own (unless
 // clear_environment) without the variables that address the supervisor's
-// own systemd connection, then the program's additions.
+// own systemd connection, then the program's additions (its env files,
+// then its environment table), then who the program is
+// (SUPERVISE_PROGRAM, SUPERVISE_REPLICA, SUPERVISE_INSTANCE).
 func (s *Supervisor) environment(cfg *conf.Program) []string {
 	var env []string
 	if !cfg.ClearEnvironment {
@@ -165,8 +178,14 @@ func (s *Supervisor) environment(cfg *conf.Program) []string {
 			env = append(env, kv)
 		}
 	}
-	for k, v := range cfg.Environment {
+	for k, v := range cfg.Env() {
 		env = setEnv(env, k, v)
+	}
+	if cfg.Base != "" {
+		for _, kv := range cfg.Identity() {
+			k, v, _ := cut(kv)
+			env = setEnv(env, k, v)
+		}
 	}
 	return env
 }

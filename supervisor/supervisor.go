@@ -1,12 +1,15 @@
 // Package supervisor runs the programs of a supervise configuration: it
-// starts them, restarts them through per-program circuit breakers and
-// backoff, watches their heartbeats and notify sockets, answers control
-// requests, applies configuration edits as a diff, and tears everything down
-// in priority order.
+// starts them in dependency order (ready, started or completed
+// dependencies), restarts them through per-program circuit breakers and
+// backoff, watches their heartbeats and notify sockets, probes their
+// readiness and liveness, runs the instances of programs with replicas
+// (each one a program of its own), answers control requests, applies
+// configuration edits as a diff, and tears everything down in priority
+// order.
 //
 // One goroutine, the event loop, owns every program's state. The reaper,
-// timers, file watchers, notify sockets, signal handlers and the control
-// socket only push events into the loop's mailbox; queries are answered by
+// timers, file watchers, notify sockets, probes, signal handlers and the
+// control socket only push events into the loop's mailbox; queries are answered by
 // the loop through reply channels. Time comes from an injected clock.
 package supervisor
 
@@ -16,8 +19,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -95,11 +99,24 @@ type Supervisor struct {
 	loopDone chan struct{}
 
 	// Everything below is owned by the event loop.
-	cfg        *conf.Config
-	cfgBytes   []byte
+	cfg *conf.Config
+	// cfgDigest is the digest of the files of the configuration applied
+	// last (nil when unknown): an edit that leaves it unchanged is no
+	// reload.
+	cfgDigest *[32]byte
+	// watch follows the files of the configuration (nil without
+	// watch_config).
+	watch *configWatch
+	// reading is closed when the read of the configuration in flight
+	// ends (nil when none is); reloadQueue waits for the next read.
+	reading     chan struct{}
+	reloadQueue []reloadAsked
+
 	progs      map[string]*program
 	order      []string
-	withDeps   []string // programs that have depends_on, in order
+	withDeps   []string            // programs that have depends_on, in order
+	groups     map[string][]string // the instances of each program with replicas, by index
+	rolling    map[string]*roll    // restarts one instance at a time, by program
 	shutting   bool
 	finished   bool
 	exitCode   int
@@ -130,6 +147,9 @@ type Supervisor struct {
 	bus          events.Bus // the events stream's subscribers, sequence and counts
 	hooks        hookSet
 	hookStats    hookStats // the hooks' counters, read by metrics off the loop
+	// endingProbes are the probes of ended runs with an attempt still in
+	// flight, waited for when Run returns.
+	endingProbes []*probeAttachment
 	// trace, set only by benchmarks, sees spawns and reaped exits.
 	trace func(what, name string, at time.Time)
 }
@@ -180,6 +200,9 @@ func (s *Supervisor) OrphanReaped(pid int, status unix.WaitStatus) {
 // Handle answers a control request through the event loop. It is the
 // control server's handler.
 func (s *Supervisor) Handle(ctx context.Context, req control.Request) control.Response {
+	if req.Command == control.CmdReload && req.Param(control.ParamDryRun) == "true" {
+		return s.dryRun(ctx)
+	}
 	reply := make(chan answer, 1)
 	if req.Command == control.CmdReload {
 		s.box.push(reloadAsked{why: "control request", reply: reply})
@@ -221,6 +244,9 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 	if s.opts.HandleSignals {
 		sigs := []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
 			syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+		if sig := s.cfg.Supervisor.StopSignal; sig != 0 {
+			sigs = append(sigs, sig)
+		}
 		ch := make(chan os.Signal, 8)
 		signal.Notify(ch, sigs...)
 		stop := make(chan struct{})
@@ -284,10 +310,16 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 // setup starts the watchers and the control socket.
 func (s *Supervisor) setup() error {
 	s.cfg = s.opts.Config
-	if s.cfg.File != "" {
-		if b, err := os.ReadFile(s.cfg.File); err == nil {
-			s.cfgBytes = b
+	src := s.cfg.Sources
+	if src != nil {
+		d := src.Digest()
+		s.cfgDigest = &d
+	} else if s.cfg.File != "" {
+		main, err := filepath.Abs(s.cfg.File)
+		if err != nil {
+			main = s.cfg.File
 		}
+		src = &conf.Sources{Main: main}
 	}
 	fw, err := watchdog.NewFileWatcher(watchdog.WithFileClock(s.clk), watchdog.WithLogf(func(format string, args ...any) {
 		s.log.Warn(fmt.Sprintf(format, args...))
@@ -328,11 +360,12 @@ func (s *Supervisor) setup() error {
 	}
 
 	if s.cfg.File != "" && s.cfg.Supervisor.WatchConfig {
-		stop, err := s.watchConfig(s.cfg.File)
+		cw, err := s.watchConfig(src)
 		if err != nil {
-			s.log.Warn("cannot watch the configuration file; use `supervise reload` or SIGHUP", zap.Error(err))
+			s.log.Warn("cannot watch the configuration files; use `supervise reload` or SIGHUP", zap.Error(err))
 		} else {
-			s.stopLoop = append(s.stopLoop, stop)
+			s.watch = cw
+			s.stopLoop = append(s.stopLoop, cw.close)
 		}
 	}
 	if addr := s.cfg.Supervisor.Metrics; addr != "" {
@@ -347,6 +380,9 @@ func (s *Supervisor) setup() error {
 func (s *Supervisor) cleanup() {
 	s.bus.Close()
 	s.stopHooks()
+	if s.reading != nil {
+		<-s.reading // it reads regular files only, and may use the watcher
+	}
 	for i := len(s.stopLoop) - 1; i >= 0; i-- {
 		s.stopLoop[i]()
 	}
@@ -355,6 +391,7 @@ func (s *Supervisor) cleanup() {
 		s.endRun(p, p.run)
 		s.cancelTimers(p)
 	}
+	waitProbes(s.endingProbes, 5*time.Second)
 	if s.fw != nil {
 		s.fw.Close()
 	}
@@ -422,6 +459,10 @@ func (s *Supervisor) handle(ev event) {
 		if p := s.current(ev.name, ev.run); p != nil {
 			s.onNotify(p, ev.msg)
 		}
+	case probed:
+		if p := s.current(ev.name, ev.run); p != nil {
+			s.onProbe(p, ev)
+		}
 	case request:
 		s.onRequest(ev)
 	case stopFor:
@@ -447,8 +488,12 @@ func (s *Supervisor) handle(ev event) {
 		s.onConfigTouched()
 	case reloadDebounced:
 		if ev.seq == s.debSeq {
-			s.reload("configuration file changed", nil)
+			s.reload(whyEdited, nil)
 		}
+	case configRead:
+		s.onConfigRead(ev)
+	case configAsked:
+		s.onConfigAsked(ev)
 	case shutdownAsked:
 		s.beginTeardown(ev.reason, ev.code)
 	case teardownDone:
@@ -481,7 +526,7 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 		return
 	}
 	s.lastSignal, s.lastSignalAt = ssig, now
-	terminate := ssig == syscall.SIGTERM || ssig == syscall.SIGINT
+	terminate := ssig == syscall.SIGTERM || ssig == syscall.SIGINT || ssig == s.cfg.Supervisor.StopSignal
 	if s.opts.SingleCommand {
 		// tini-like: the command gets the signal. SIGTERM and SIGINT also
 		// begin the teardown, so a command that ignores them is killed
@@ -592,12 +637,13 @@ func waitString(st unix.WaitStatus) string {
 	return fmt.Sprintf("status %#x", int(st))
 }
 
-// sortedNames returns the names of progs in configuration order.
+// sortedNames returns names sorted (a program's instances by index), or
+// every program in configuration order when names is empty.
 func (s *Supervisor) sortedNames(names []string) []string {
 	if len(names) == 0 {
 		return append([]string(nil), s.order...)
 	}
 	out := append([]string(nil), names...)
-	sort.Strings(out)
+	slices.SortFunc(out, lessName)
 	return out
 }

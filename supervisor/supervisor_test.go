@@ -24,9 +24,21 @@ import (
 // spawns through it, and nothing else in this package waits for children.
 var reaper *procs.Reaper
 
+// orphans receives the pids the reaper reaped that it did not spawn (the
+// bare processes of the benchmarks' floors).
+var orphans = make(chan int, 1024)
+
 func TestMain(m *testing.M) {
+	if os.Getenv(helperServerEnv) != "" {
+		os.Exit(helperServer())
+	}
 	var err error
-	reaper, err = procs.NewReaper(procs.ReaperOptions{Subreaper: true, OnOrphan: func(int, unix.WaitStatus) {}})
+	reaper, err = procs.NewReaper(procs.ReaperOptions{Subreaper: true, OnOrphan: func(pid int, _ unix.WaitStatus) {
+		select {
+		case orphans <- pid:
+		default:
+		}
+	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -139,3 +139,37 @@ min_uptime = "5.999999023s"
 		t.Errorf("validate --strict with warnings: %s, want exit 1", r)
 	}
 }
+
+// SPEC §18: `check --ready` exits 0 only while every autostart program is
+// ready (a completed one-shot task counts), and --json says why not.
+func TestCheckReady(t *testing.T) {
+	t.Parallel()
+	s := newSup(t, config{programs: `
+[programs.web]
+command = ["/bin/sleep", "1000"]
+[programs.once]
+command = ["/bin/true"]
+restart = "never"
+[programs.slow]
+command = ["/bin/sleep", "1000"]
+notify = true
+[programs.manual]
+command = ["/bin/sleep", "1000"]
+autostart = false
+`})
+	s.running(t, "web")
+	s.waitProg(t, "once", "exited", func(p control.ProgramStatus) bool { return p.State == "exited" })
+	s.waitProg(t, "slow", "spawned", func(p control.ProgramStatus) bool { return p.PID != 0 })
+	r := s.ctl(t, "check", "--ready", "--json")
+	if r.code != 1 || !strings.Contains(r.stdout, `"healthy":false`) || !strings.Contains(r.stdout, `"name":"slow"`) ||
+		strings.Contains(r.stdout, `"name":"once"`) || strings.Contains(r.stdout, `"name":"manual"`) {
+		t.Fatalf("check --ready while slow is starting: %s", r)
+	}
+	if r := s.ctl(t, "stop", "slow"); r.code != 0 {
+		t.Fatal(r)
+	}
+	// A stopped autostart program is not ready either: the operator took it down.
+	if r := s.ctl(t, "check", "--ready"); r.code != 1 {
+		t.Fatalf("check --ready with slow stopped: %s", r)
+	}
+}

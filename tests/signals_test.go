@@ -160,3 +160,21 @@ command = ["/bin/sleep", "1000"]
 	}
 	_ = s
 }
+
+// [supervisor] stop_signal: an image whose STOPSIGNAL is another signal
+// gets the same orderly teardown as with SIGTERM.
+func TestConfiguredStopSignal(t *testing.T) {
+	t.Parallel()
+	s := newSup(t, config{supervisor: `stop_signal = "QUIT"`, programs: `
+[programs.web]
+command = ["/bin/sleep", "1000"]
+`})
+	s.running(t, "web")
+	s.cmd.Process.Signal(syscall.SIGQUIT)
+	if code := s.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGQUIT with stop_signal = QUIT, want 0\n%s", code, s.logTail(10))
+	}
+	if !strings.Contains(s.logText(), `"reason":"signal SIGQUIT"`) {
+		t.Fatalf("no teardown for SIGQUIT:\n%s", s.logTail(10))
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -156,9 +158,22 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 		fmt.Fprintln(stderr, err)
 		return 2, nil
 	}
-	fmt.Fprintf(stdout, "%s: ok, %s\n", path, conf.Plural(len(cfg.Order), "program"))
-	for _, name := range cfg.Order {
-		fmt.Fprintf(stdout, "  %s\n", cfg.Programs[name].Summary())
+	counts := conf.Plural(len(cfg.DefinitionOrder), "program")
+	for _, def := range cfg.Definitions {
+		if def.Replicated {
+			counts += ", " + conf.Plural(len(cfg.Order), "instance")
+			break
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok, %s\n", path, counts)
+	for _, name := range cfg.DefinitionOrder {
+		def := cfg.Definitions[name]
+		fmt.Fprintf(stdout, "  %s%s\n", def.Summary(), origin(def.Origin()))
+		if def.Replicated {
+			for _, inst := range def.InstanceNames(def.Replicas) {
+				fmt.Fprintf(stdout, "    %s\n", cfg.Programs[inst].InstanceSummary(def))
+			}
+		}
 	}
 	var steps []string
 	for name := range cfg.Teardown {
@@ -166,25 +181,158 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 	}
 	sort.Strings(steps)
 	for _, name := range steps {
-		fmt.Fprintf(stdout, "  %s\n", cfg.Teardown[name].Summary())
+		t := cfg.Teardown[name]
+		fmt.Fprintf(stdout, "  %s%s\n", t.Summary(), origin(t.Origin()))
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Hooks)) {
-		fmt.Fprintf(stdout, "  %s\n", cfg.Hooks[name].Summary())
+		h := cfg.Hooks[name]
+		fmt.Fprintf(stdout, "  %s%s\n", h.Summary(), origin(h.Origin()))
 	}
 	warnings := cfg.Warnings()
 	sort.SliceStable(warnings, func(i, j int) bool { return warnings[i].Line < warnings[j].Line })
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
+	code := 0
 	if len(warnings) > 0 && inv.Bool("strict") {
+		code = 1
+	}
+	if inv.Bool("diff") {
+		if c, err := printReloadDiff(inv, stdout, stderr); err != nil || c != 0 {
+			return max(c, code), err
+		}
+	}
+	return code, nil
+}
+
+// origin formats where a program, step or hook comes from, for validate.
+func origin(at string) string {
+	if at == "" {
+		return ""
+	}
+	return "  [" + at + "]"
+}
+
+// printReloadDiff asks the running supervisor for the difference a reload
+// would apply (reload --dry-run) and prints it.
+func printReloadDiff(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	path, code, err := socketFor(inv.Value("config"), inv.Value("socket"))
+	if err != nil {
+		return code, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := control.Call(ctx, path, control.Request{Version: control.ProtocolVersion, Command: control.CmdReload,
+		Params: map[string]string{control.ParamDryRun: "true"}})
+	if err != nil {
+		fmt.Fprintf(stderr, "supervise: --diff: %v\n", err)
 		return 1, nil
 	}
+	if inv.Bool("json") {
+		fmt.Fprintf(stdout, "%s\n", resp.Diff)
+		return 0, nil
+	}
+	fmt.Fprintf(stdout, "reload would apply:\n%s\n", resp.Message)
 	return 0, nil
 }
 
 // cmdCheck is the health probe of SPEC §1: exit 0 when the supervisor's
 // heartbeat file is fresh, 1 otherwise.
-func cmdCheck(inv *control.Invocation, stdout, _ io.Writer) (int, error) {
+func cmdCheck(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	if inv.Bool("ready") {
+		return checkReady(inv, stdout, stderr)
+	}
+	var v verdict
+	code, err := checkAlive(inv, &v)
+	v.Healthy = code == 0
+	v.print(stdout, inv.Bool("json"))
+	return code, err
+}
+
+// verdict is what check prints: one line, or with --json an object.
+type verdict struct {
+	Healthy  bool          `json:"healthy"`
+	Reason   string        `json:"reason"`
+	Programs []notReadyRow `json:"not_ready,omitempty"`
+}
+
+// notReadyRow is a program that keeps check --ready from passing.
+type notReadyRow struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+func (v verdict) print(w io.Writer, asJSON bool) {
+	if asJSON {
+		if v.Programs == nil {
+			v.Programs = []notReadyRow{}
+		}
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "%s\n", b)
+		return
+	}
+	word := "unhealthy"
+	if v.Healthy {
+		word = "healthy"
+	}
+	fmt.Fprintf(w, "%s: %s\n", word, v.Reason)
+}
+
+// checkReady asks the running supervisor for the status and passes while
+// every autostart program is ready; a one-shot task that ended with
+// success (exited, last run not failed) counts as ready.
+func checkReady(inv *control.Invocation, stdout, stderr io.Writer) (int, error) {
+	asJSON := inv.Bool("json")
+	fail := func(reason string) (int, error) {
+		verdict{Reason: reason}.print(stdout, asJSON)
+		return 1, nil
+	}
+	path, _, err := socketFor(inv.Value("config"), inv.Value("socket"))
+	if err != nil {
+		return fail(err.Error())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := control.Call(ctx, path, control.Request{Command: control.CmdStatus})
+	if err != nil {
+		return fail(err.Error())
+	}
+	var v verdict
+	for _, p := range resp.Programs {
+		if !p.Autostart || p.Ready {
+			continue
+		}
+		if p.State == "exited" && p.LastExit != nil && !p.LastExit.Failed {
+			continue // a completed one-shot task
+		}
+		why := "not ready"
+		switch {
+		case len(p.WaitingFor) > 0:
+			why = "waiting for " + strings.Join(p.WaitingFor, ", ")
+		case p.Error != "":
+			why = p.Error
+		}
+		v.Programs = append(v.Programs, notReadyRow{Name: p.Name, State: p.State, Reason: why})
+	}
+	if len(v.Programs) > 0 {
+		names := make([]string, len(v.Programs))
+		for i, r := range v.Programs {
+			names[i] = r.Name + " (" + r.State + ")"
+		}
+		v.Reason = "not ready: " + strings.Join(names, ", ")
+		v.print(stdout, asJSON)
+		return 1, nil
+	}
+	v.Healthy = true
+	v.Reason = fmt.Sprintf("ready: %s", conf.Plural(len(resp.Programs), "program"))
+	v.print(stdout, asJSON)
+	return 0, nil
+}
+
+// checkAlive is check without --ready: exit 0 when the supervisor's
+// heartbeat file is fresh, 1 otherwise, with the reason in v.
+func checkAlive(inv *control.Invocation, v *verdict) (int, error) {
 	cfgFlag, file, maxAge := inv.Value("config"), inv.Value("heartbeat"), inv.Value("max-age")
 	var err error
 	var age time.Duration
@@ -199,7 +347,7 @@ func cmdCheck(inv *control.Invocation, stdout, _ io.Writer) (int, error) {
 			if file == "" {
 				// A probe understands 0 and 1 only: no readable
 				// configuration means no heartbeat to vouch for.
-				fmt.Fprintf(stdout, "unhealthy: %v\n", err)
+				v.Reason = err.Error()
 				return 1, nil
 			}
 			cfg = conf.Default()
@@ -212,7 +360,7 @@ func cmdCheck(inv *control.Invocation, stdout, _ io.Writer) (int, error) {
 		}
 	}
 	if file == "" {
-		fmt.Fprintln(stdout, "unhealthy: no heartbeat file (set [supervisor] heartbeat_file or pass --heartbeat FILE)")
+		v.Reason = "no heartbeat file (set [supervisor] heartbeat_file or pass --heartbeat FILE)"
 		return 1, nil
 	}
 	alive, st, err := heartbeat.IsAlive(file, age, time.Now())
@@ -221,10 +369,10 @@ func cmdCheck(inv *control.Invocation, stdout, _ io.Writer) (int, error) {
 		if err != nil {
 			why = err.Error()
 		}
-		fmt.Fprintf(stdout, "unhealthy: %s: %s\n", file, why)
+		v.Reason = file + ": " + why
 		return 1, nil
 	}
-	fmt.Fprintf(stdout, "healthy: %s written %s ago by pid %d\n", file, time.Since(st.Timestamp).Round(time.Millisecond), st.PID)
+	v.Reason = fmt.Sprintf("%s written %s ago by pid %d", file, time.Since(st.Timestamp).Round(time.Millisecond), st.PID)
 	return 0, nil
 }
 

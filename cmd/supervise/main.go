@@ -50,6 +50,7 @@ var local = map[string]runner{
 	"run":      cmdRun,
 	"validate": cmdValidate,
 	"check":    cmdCheck,
+	"import":   cmdImport,
 	"version":  cmdVersion,
 	"help":     cmdHelp,
 }

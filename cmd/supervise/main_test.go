@@ -137,6 +137,24 @@ func TestValidate(t *testing.T) {
 	if !strings.Contains(out.String(), "2 programs") || !strings.Contains(out.String(), "  web: /bin/true") || !strings.Contains(out.String(), "  db: /bin/sh -c sleep 1") {
 		t.Fatalf("summary: %s", out.String())
 	}
+	// A program with replicas is shown with each instance.
+	reps := filepath.Join(dir, "replicas.toml")
+	os.WriteFile(reps, []byte("[programs.web]\ncommand = [\"/bin/web\", \"--port\", \"80{replica}\"]\nreplicas = 2\n"+
+		"stdout = \"/var/log/{name}.log\"\n[programs.off]\ncommand = [\"/bin/off\"]\nreplicas = 0\n"), 0o644)
+	out.Reset()
+	if code := run([]string{"validate", "-c", reps}, &out, &out); code != 0 {
+		t.Fatalf("replicas file: exit %d: %s", code, out.String())
+	}
+	for _, want := range []string{
+		reps + ": ok, 2 programs, 2 instances\n",
+		"\n  web: /bin/web --port 80{replica} (replicas 2, ",
+		"\n    web:0: /bin/web --port 800 (stdout /var/log/web:0.log)\n    web:1: /bin/web --port 801 (stdout /var/log/web:1.log)\n",
+		"\n  off: /bin/off (replicas 0, ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("validate output lacks %q:\n%s", want, out.String())
+		}
+	}
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[programs.web]\ncomand = [\"/bin/true\"]\n"), 0o644)
 	out.Reset()

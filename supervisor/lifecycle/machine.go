@@ -461,12 +461,16 @@ func (m *Machine) unhealthy(ev Unhealthy) {
 		return
 	}
 	m.emit(Health{Source: ev.Source, Action: ev.Action, Detail: ev.Detail})
+	why := ev.Source + " failed"
+	if ev.Detail != "" {
+		why += ": " + ev.Detail
+	}
 	switch ev.Action {
 	case conf.WatchdogLog:
 	case conf.WatchdogStop:
-		m.stopRun(IntentHealthStop, 0, ev.Source+" failed: stopping")
+		m.stopRun(IntentHealthStop, 0, why+": stopping")
 	default:
-		m.kill(ev.Source + " failed")
+		m.kill(why)
 	}
 }
 
@@ -562,7 +566,12 @@ func (m *Machine) reconfigure(cfg *conf.Program, inPlace bool) {
 		m.stop(IntentReplace, 0)
 		return
 	}
-	wasStopped := m.state == Stopped || m.state == Exited
+	// A program that ended for good after a failure takes the new settings
+	// as the fix they often are, and runs again (a one-shot task whose
+	// dependents wait for it to complete, SPEC §12); one that stopped, or
+	// completed, stays as it is.
+	failedForGood := m.state == Exited && m.last != nil && m.last.Failed
+	wasStopped := (m.state == Stopped || m.state == Exited) && !failedForGood
 	m.do(CancelTimer{Kind: TimerBackoff})
 	m.do(CancelTimer{Kind: TimerHalfOpen})
 	m.applyPending()

@@ -21,7 +21,9 @@ import (
 //   - no program sits without a process and without a pending timer unless
 //     it is stopped, exited, open or waiting;
 //   - an open program has its half-open timer (unless critical or shutting);
-//   - an operator stop is never a failure.
+//   - an operator stop is never a failure;
+//   - a readiness report (a probe that passes or fails again) never kills
+//     the run nor counts a failure.
 func TestProperties(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		cfg := prog(func(p *conf.Program) {
@@ -29,6 +31,9 @@ func TestProperties(t *testing.T) {
 			p.Notify = rapid.Bool().Draw(rt, "notify")
 			if rapid.Bool().Draw(rt, "watchdog") {
 				p.Watchdog = &conf.Watchdog{Timeout: time.Second, Action: conf.WatchdogRestart}
+			}
+			if rapid.Bool().Draw(rt, "readiness") {
+				readinessProbe(p)
 			}
 			p.BackoffInitial = time.Duration(rapid.IntRange(0, 2).Draw(rt, "backoff")) * 100 * time.Millisecond
 			p.MinUptime = time.Duration(rapid.IntRange(0, 2).Draw(rt, "min_uptime")) * time.Second
@@ -76,9 +81,14 @@ func TestProperties(t *testing.T) {
 				k := rapid.SampledFrom(pending).Draw(rt, "timer")
 				d.fire(k, time.Second)
 			case 4:
-				d.feed(Readiness{Source: rapid.SampledFrom([]string{SourceNotify, SourceHeartbeat}).Draw(rt, "src"), OK: rapid.Bool().Draw(rt, "ok")})
+				alive, signals := d.alive, len(d.signals)
+				ev := Readiness{Source: rapid.SampledFrom([]string{SourceNotify, SourceHeartbeat, SourceProbe}).Draw(rt, "src"), OK: rapid.Bool().Draw(rt, "ok")}
+				d.feed(ev)
+				if d.alive != alive || len(d.signals) != signals || d.failedCount() != 0 {
+					rt.Fatalf("readiness %+v killed or failed the run: alive %v signals %v records %v", ev, d.alive, d.signals, d.records)
+				}
 			case 5:
-				d.feed(Unhealthy{Source: "watchdog", Action: rapid.SampledFrom([]conf.WatchdogAction{conf.WatchdogRestart, conf.WatchdogStop, conf.WatchdogLog}).Draw(rt, "action")})
+				d.feed(Unhealthy{Source: rapid.SampledFrom([]string{"watchdog", "liveness"}).Draw(rt, "health"), Action: rapid.SampledFrom([]conf.WatchdogAction{conf.WatchdogRestart, conf.WatchdogStop, conf.WatchdogLog}).Draw(rt, "action")})
 			case 6:
 				wasAlive := d.m.Alive() && d.m.State() != Stopping
 				d.feed(Stop{Intent: IntentStop})

@@ -27,6 +27,7 @@ type Source interface {
 const (
 	SourceNotify    = "notify"    // READY=1 on the notify socket
 	SourceHeartbeat = "heartbeat" // the first beat of the watchdog
+	SourceProbe     = "probe"     // the readiness probe passing (SPEC §11)
 )
 
 type notifySource struct{}
@@ -41,9 +42,18 @@ func (heartbeatSource) Name() string                      { return SourceHeartbe
 func (heartbeatSource) Configured(cfg *conf.Program) bool { return cfg.Watchdog != nil }
 func (heartbeatSource) Fallback() bool                    { return true }
 
+// probeSource is a [readiness] table: a primary source, so with notify =
+// true both READY=1 and the probe must pass. Unlike the others it can
+// report OK false again, once a probe that passed fails.
+type probeSource struct{}
+
+func (probeSource) Name() string                      { return SourceProbe }
+func (probeSource) Configured(cfg *conf.Program) bool { return cfg.Readiness != nil }
+func (probeSource) Fallback() bool                    { return false }
+
 // Sources are the readiness sources the supervisor knows, in the order
 // status names them.
-var Sources = []Source{notifySource{}, heartbeatSource{}}
+var Sources = []Source{notifySource{}, probeSource{}, heartbeatSource{}}
 
 // Required lists the names of the sources that must report OK before a
 // run of cfg is ready; empty means ready once spawned.

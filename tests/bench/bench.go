@@ -1,13 +1,16 @@
-// Package bench measures supervise against supervisord, runit, s6, tini,
-// dumb-init and monit on the machine it runs on.
+// Package bench measures supervise against supervisord, runit, s6, pm2,
+// tini, dumb-init and monit on the machine it runs on.
 //
 // Run starts each supervisor in the foreground on private configuration
-// directories under a temporary directory (never a system service), makes
-// it supervise the probe program (tests/bench/probe), and derives every
+// directories under a temporary directory (never a system service; pm2's
+// daemon with PM2_HOME there), makes it supervise the probe program
+// (tests/bench/probe, or the C probe tests/bench/cprobe), and derives every
 // figure from the probe's CLOCK_MONOTONIC stamps and from /proc: restart
-// latency, a crash loop, idle cost, start-up, shutdown, reaping as PID 1,
-// watchdog detection and log capture. Results lists every figure it was
-// asked for and could not produce in Missing, so a smoke run can fail on it.
+// latency, a crash loop, idle cost and memory, start-up, shutdown, reaping
+// as PID 1 (also paired against tini), watchdog detection and its tail,
+// the cost of heartbeat beats, log capture, a restart storm, and scale to
+// 10,000 programs. Results lists every figure it was asked for and could
+// not produce in Missing, so a smoke run can fail on it.
 package bench
 
 import (
@@ -41,13 +44,28 @@ type Options struct {
 	WorkDir    string    // scratch directory; "" makes a temporary one
 	Keep       bool      // keep WorkDir afterwards
 	Log        io.Writer // progress; nil discards
-	Figures    []string  // figure names to run (restart, crash, startup, idle, shutdown, pid1, watchdog, log); empty: all
+	Figures    []string  // figure names to run (restart, crash, startup, idle, shutdown, pid1, pid1pair, watchdog, wdtail, wdidle, log, storm, scale); empty: all
 	// Light supervises tests/bench/cprobe (C, built with gcc) instead of the
 	// Go probe, for the figures it supports (start-up, idle, shutdown): a
 	// program's own start then costs microseconds, not a Go runtime's
 	// milliseconds, so those figures show the supervisors' share.
 	Light bool
+	// Profile adds, when perf is installed, a perf profile of supervise to
+	// the heartbeat-cost figure (wdidle), over a second window after the
+	// measured one.
+	Profile bool
+	// Compare is a second supervise binary that, in the heartbeat-cost
+	// figure, watches the same heartbeat files in the same window (peer
+	// "supervise-cmp"), for a before/after comparison under one load.
+	Compare string
+	// ScaleNs replaces the sizes of the scale figure (100, 1000, 10000; 5
+	// and 20 in smoke mode).
+	ScaleNs []int
 }
+
+// Figures are the names Options.Figures takes, in the order they run.
+var Figures = []string{"restart", "startup", "idle", "shutdown", "pid1", "pid1pair", "watchdog", "wdtail", "wdidle",
+	"log", "crash", "storm", "scale"}
 
 // lightFigures are the figures the C probe can serve.
 var lightFigures = []string{"startup", "idle", "shutdown"}
@@ -65,6 +83,12 @@ type params struct {
 	wdTimeout, wdIdleTimeout time.Duration
 	logLines                 int
 	settle                   time.Duration
+	pid1Reps, pairOrphans    int
+	reapTimeout              time.Duration
+	stormN                   int
+	stormDur, stormGrace     time.Duration
+	stormLo, stormHi         time.Duration
+	scaleNs                  []int
 }
 
 var fullParams = params{
@@ -73,14 +97,20 @@ var fullParams = params{
 	idleDur: 60 * time.Second, orphans: 1000,
 	wdProgs: 200, wdIdleN: 1000, wdBeat: 200 * time.Millisecond, wdIdleBeat: 10 * time.Second,
 	wdTimeout: time.Second, wdIdleTimeout: 30 * time.Second, logLines: 2_000_000, settle: 3 * time.Second,
+	pid1Reps: 12, pairOrphans: 500, reapTimeout: 20 * time.Second,
+	stormN: 1000, stormDur: 60 * time.Second, stormGrace: 60 * time.Second, stormLo: 500 * time.Millisecond, stormHi: 1500 * time.Millisecond,
+	scaleNs: []int{100, 1000, 10000},
 }
 
 var smokeParams = params{
-	floorN: 5, restartProgs: 3, restarts: 2, crashDur: 1500 * time.Millisecond,
+	floorN: 5, restartProgs: 3, restarts: 2, crashDur: time.Second,
 	startNs: []int{10}, idleNs: []int{10}, shutNs: []int{10},
 	idleDur: time.Second, orphans: 50,
 	wdProgs: 10, wdIdleN: 20, wdBeat: 100 * time.Millisecond, wdIdleBeat: time.Second,
 	wdTimeout: time.Second, wdIdleTimeout: 5 * time.Second, logLines: 20_000, settle: 500 * time.Millisecond,
+	pid1Reps: 2, pairOrphans: 20, reapTimeout: 2 * time.Second,
+	stormN: 10, stormDur: 1500 * time.Millisecond, stormGrace: 5 * time.Second, stormLo: 100 * time.Millisecond, stormHi: 400 * time.Millisecond,
+	scaleNs: []int{5, 20},
 }
 
 // Results holds every sample of a run.
@@ -92,11 +122,13 @@ type Results struct {
 	Absent  map[string]string    `json:"peers_absent"`
 	Samples map[string][]float64 `json:"samples"` // "figure|peer|metric"
 	Texts   map[string][]string  `json:"texts"`
+	Notes   map[string][]string  `json:"notes"` // figure -> Markdown paragraphs shown under its table
 	Missing []string             `json:"missing"`
 	Errors  []string             `json:"errors"`
 	Elapsed time.Duration        `json:"elapsed_ns"`
 	expect  map[string]bool
 	order   map[string][]string // figure -> peers in order of first use
+	morder  map[string][]string // figure -> metrics in order of first use
 }
 
 func key(fig, peer, metric string) string { return fig + "|" + peer + "|" + metric }
@@ -104,34 +136,58 @@ func key(fig, peer, metric string) string { return fig + "|" + peer + "|" + metr
 func (r *Results) want(fig, peer string, metrics ...string) {
 	for _, m := range metrics {
 		r.expect[key(fig, peer, m)] = true
+		r.seen(fig, peer, m)
 	}
-	for _, p := range r.order[fig] {
-		if p == peer {
-			return
-		}
+	r.seen(fig, peer, "")
+}
+
+// seen records the first use of a figure's peer and metric, for the order
+// of rows and columns.
+func (r *Results) seen(fig, peer, metric string) {
+	if !slices.Contains(r.order[fig], peer) {
+		r.order[fig] = append(r.order[fig], peer)
 	}
-	r.order[fig] = append(r.order[fig], peer)
+	if metric != "" && !slices.Contains(r.morder[fig], metric) {
+		r.morder[fig] = append(r.morder[fig], metric)
+	}
+}
+
+// column declares a metric of a table whose columns follow first use, so
+// that it comes before those recorded later.
+func (r *Results) column(fig, metric string) {
+	if !slices.Contains(r.morder[fig], metric) {
+		r.morder[fig] = append(r.morder[fig], metric)
+	}
 }
 
 func (r *Results) add(fig, peer, metric string, v float64) {
+	r.seen(fig, peer, metric)
 	r.Samples[key(fig, peer, metric)] = append(r.Samples[key(fig, peer, metric)], v)
 }
 
+func (r *Results) addNote(fig, text string) {
+	r.Notes[fig] = append(r.Notes[fig], text)
+}
+
 func (r *Results) addText(fig, peer, metric, v string) {
+	r.seen(fig, peer, metric)
 	r.Texts[key(fig, peer, metric)] = append(r.Texts[key(fig, peer, metric)], v)
 }
 
 // harness carries the state of one Run.
 type harness struct {
-	o       Options
-	p       params
-	r       *Results
-	log     io.Writer
-	work    string
-	probe   string
-	sv      string
-	seq     int
-	present map[string]bool
+	o        Options
+	p        params
+	r        *Results
+	log      io.Writer
+	work     string
+	probe    string // the probe of most figures
+	goProbe  string // the Go probe
+	cprobe   string // the C probe, "" without gcc
+	inofloor string // the C inotify reader of the wdidle figure, "" without gcc
+	sv       string
+	seq      int
+	present  map[string]bool
 }
 
 func (h *harness) logf(format string, a ...any) {
@@ -170,12 +226,20 @@ func (h *harness) enabled(fig string) bool {
 // could not happen at all; figures that failed are in Results.Missing.
 func Run(o Options) (*Results, error) {
 	start := time.Now()
+	for _, f := range o.Figures {
+		if !slices.Contains(Figures, f) {
+			return nil, fmt.Errorf("unknown figure %q; the figures are %s", f, strings.Join(Figures, ", "))
+		}
+	}
 	h := &harness{o: o, p: fullParams, log: o.Log}
 	if h.log == nil {
 		h.log = io.Discard
 	}
 	if o.Smoke {
 		h.p = smokeParams
+	}
+	if len(o.ScaleNs) > 0 {
+		h.p.scaleNs = o.ScaleNs
 	}
 	runs := o.Runs
 	if runs <= 0 {
@@ -185,8 +249,8 @@ func Run(o Options) (*Results, error) {
 		}
 	}
 	h.r = &Results{Smoke: o.Smoke, Runs: runs, Machine: machine(), Absent: map[string]string{},
-		Samples: map[string][]float64{}, Texts: map[string][]string{}, expect: map[string]bool{},
-		order: map[string][]string{}}
+		Samples: map[string][]float64{}, Texts: map[string][]string{}, Notes: map[string][]string{}, expect: map[string]bool{},
+		order: map[string][]string{}, morder: map[string][]string{}}
 	var err error
 	h.work = o.WorkDir
 	if h.work == "" {
@@ -198,6 +262,7 @@ func Run(o Options) (*Results, error) {
 		defer os.RemoveAll(h.work)
 	}
 	defer killAll()
+	defer restoreLimits()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -207,6 +272,7 @@ func Run(o Options) (*Results, error) {
 		select {
 		case s := <-sigs:
 			killAll()
+			restoreLimits()
 			if !o.Keep {
 				os.RemoveAll(h.work)
 			}
@@ -232,6 +298,24 @@ func Run(o Options) (*Results, error) {
 		return nil, fmt.Errorf("build probe: %w: %s", err, out)
 	}
 	h.r.Machine["probe"] = "Go (tests/bench/probe)"
+	h.goProbe = h.probe
+	// The C probe serves -light and the figures whose programs start by
+	// the thousand (storm, scale); without gcc those use the Go probe.
+	cprobe := filepath.Join(bin, "cprobe")
+	if out, err := exec.Command("gcc", "-O2", "-o", cprobe, filepath.Join(root, "tests", "bench", "cprobe", "probe.c")).CombinedOutput(); err != nil {
+		if o.Light {
+			return nil, fmt.Errorf("build C probe: %w: %s", err, out)
+		}
+		h.logf("warning: no C probe (%v); the storm and scale figures use the Go probe", err)
+	} else {
+		h.cprobe = cprobe
+	}
+	floor := filepath.Join(bin, "inofloor")
+	if out, err := exec.Command("gcc", "-O2", "-o", floor, filepath.Join(root, "tests", "bench", "cprobe", "inofloor.c")).CombinedOutput(); err != nil {
+		h.logf("warning: no inotify floor (%v: %s); the wdidle figure runs without it", err, out)
+	} else {
+		h.inofloor = floor
+	}
 	if o.Light {
 		if len(o.Figures) == 0 {
 			o.Figures = lightFigures
@@ -242,11 +326,7 @@ func Run(o Options) (*Results, error) {
 				return nil, fmt.Errorf("figure %q needs the Go probe; the C probe serves %v", f, lightFigures)
 			}
 		}
-		h.probe = filepath.Join(bin, "cprobe")
-		cmd := exec.Command("gcc", "-O2", "-o", h.probe, filepath.Join(root, "tests", "bench", "cprobe", "probe.c"))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build C probe: %w: %s", err, out)
-		}
+		h.probe = cprobe
 		h.r.Machine["probe"] = "C (tests/bench/cprobe)"
 	}
 	h.sv = o.Supervise
@@ -257,18 +337,26 @@ func Run(o Options) (*Results, error) {
 		}
 	}
 	h.present = map[string]bool{}
-	all := []peer{supervisePeer{}, supervisordPeer{}, runitPeer{}, s6Peer{}, s6Peer{notify: true}}
+	all := []peer{supervisePeer{}, supervisordPeer{}, runitPeer{}, s6Peer{}, s6Peer{notify: true}, pm2Peer{}}
 	for _, p := range all {
 		h.checkPresent(p.name(), p.binaries())
 	}
 	h.checkPresent("tini", []string{"tini", "unshare"})
 	h.checkPresent("dumb-init", []string{"dumb-init", "unshare"})
 	h.checkPresent("monit", []string{"monit"})
+	h.checkPresent("pm2-runtime", []string{pm2Bin("pm2-runtime"), "node", "unshare"})
+	if v := pm2InstalledVersion(); v != "" {
+		if v != PM2Version {
+			h.logf("warning: pm2 %s found; tests/bench/run.sh and .ci/run pin %s", v, PM2Version)
+		}
+		h.r.Machine["pm2"] = v
+		h.r.Machine["node"] = strings.TrimSpace(outputOf("node", "--version"))
+	}
 	h.r.Machine["supervise"] = strings.TrimSpace(outputOf(h.sv, "version"))
 	h.logf("work dir %s; peers present %v; absent %v", h.work, h.r.Present, h.r.Absent)
 
 	sups := h.peers(all...)
-	core := h.peers(supervisePeer{}, supervisordPeer{}, runitPeer{}, s6Peer{})
+	core := h.peers(supervisePeer{}, supervisordPeer{}, runitPeer{}, s6Peer{}, pm2Peer{})
 	for run := 0; run < runs; run++ {
 		h.logf("== run %d/%d", run+1, runs)
 		h.floor()
@@ -284,8 +372,17 @@ func Run(o Options) (*Results, error) {
 		if h.enabled("pid1") {
 			h.pid1()
 		}
+		if run == 0 && h.enabled("pid1pair") {
+			h.pid1Pair()
+		}
 		if h.enabled("watchdog") {
-			h.watchdog(run == 0)
+			h.watchdog()
+		}
+		if h.enabled("wdtail") {
+			h.wdTail()
+		}
+		if run == 0 && h.enabled("wdidle") {
+			h.watchdogIdle()
 		}
 		if h.enabled("log") {
 			h.logCapture()
@@ -293,7 +390,14 @@ func Run(o Options) (*Results, error) {
 		if run == 0 && h.enabled("crash") {
 			h.crash(core)
 		}
+		if run == 0 && h.enabled("storm") {
+			h.storm(h.peers(supervisePeer{}, runitPeer{}, s6Peer{}, s6Peer{notify: true}, pm2Peer{}))
+		}
+		if run == 0 && h.enabled("scale") {
+			h.scale(h.peers(supervisePeer{}, runitPeer{}, s6Peer{}))
+		}
 	}
+	h.derive()
 	for k := range h.r.expect {
 		if len(h.r.Samples[k]) == 0 && len(h.r.Texts[k]) == 0 {
 			h.r.Missing = append(h.r.Missing, k)

@@ -19,6 +19,8 @@ type progSpec struct {
 	restart  bool     // restart whenever it ends (else never)
 	crash    bool     // a crash loop: supervise gets a short breaker reset
 	logOut   bool     // capture stdout (supervise "log", supervisord stdout_logfile)
+	argv     []string // the whole command instead of the probe's (supervise only)
+	inherit  bool     // output to the supervisor's own (supervise "inherit"), as runit and s6 do without a log service
 	watchdog *watchdogSpec
 }
 
@@ -33,19 +35,38 @@ type env struct {
 	probe  string // probe binary
 	stamps string // stamp file
 	sv     string // supervise binary
+	// extraEnv is added to the environment of the supervisor launched.
+	extraEnv []string
 }
 
 // instance is one running supervisor.
 type instance struct {
 	peer     string
+	pid      int    // the supervisor's root process
+	dir      string // its private directory
 	cmd      *exec.Cmd
 	launched int64 // CLOCK_MONOTONIC just before the start
 	exited   chan struct{}
 	exitAt   int64
 	stopSig  syscall.Signal
+	stopFn   func() error // the stop request when it is not a signal to pid
 	state    func(id string) string
-	logFile  string // where captured program output ends up
-	rusage   *syscall.Rusage
+	logFile  string          // where captured program output ends up
+	rusage   *syscall.Rusage // of pid, when it is the harness's child
+	cleanup  func()          // ends helpers of the instance (pm2's start command); may be nil
+}
+
+// exitStatus describes how the root process ended, for error messages.
+func (in *instance) exitStatus() string {
+	select {
+	case <-in.exited:
+	default:
+		return "running"
+	}
+	if in.cmd != nil && in.cmd.ProcessState != nil && in.cmd.Process.Pid == in.pid {
+		return in.cmd.ProcessState.String()
+	}
+	return "exited"
 }
 
 // peer is a supervisor under test.
@@ -69,13 +90,17 @@ func launch(name string, e env, argv []string, stopSig syscall.Signal) (*instanc
 	defer out.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = e.dir
+	if len(e.extraEnv) > 0 {
+		cmd.Env = append(os.Environ(), e.extraEnv...)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	in := &instance{peer: name, cmd: cmd, exited: make(chan struct{}), stopSig: stopSig}
+	in := &instance{peer: name, dir: e.dir, cmd: cmd, exited: make(chan struct{}), stopSig: stopSig}
 	in.launched = mono()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: start: %w", name, err)
 	}
+	in.pid = cmd.Process.Pid
 	liveMu.Lock()
 	live[in] = struct{}{}
 	liveMu.Unlock()
@@ -103,7 +128,10 @@ func killAll() {
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	for in := range live {
-		for _, p := range descendants(in.cmd.Process.Pid) {
+		if in.cleanup != nil {
+			in.cleanup()
+		}
+		for _, p := range descendants(in.pid) {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 		}
 	}
@@ -111,7 +139,10 @@ func killAll() {
 
 // stop sends the peer's stop request.
 func (in *instance) stop() error {
-	return in.cmd.Process.Signal(in.stopSig)
+	if in.stopFn != nil {
+		return in.stopFn()
+	}
+	return syscall.Kill(in.pid, in.stopSig)
 }
 
 // kill ends the instance and everything below it, and waits for the root.
@@ -120,7 +151,10 @@ func (in *instance) kill() {
 	case <-in.exited:
 	default:
 	}
-	pids := descendants(in.cmd.Process.Pid)
+	if in.cleanup != nil {
+		in.cleanup()
+	}
+	pids := descendants(in.pid)
 	for _, p := range pids {
 		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
@@ -143,9 +177,22 @@ func writeFile(path, text string, mode os.FileMode) error {
 
 // ---- supervise ----
 
-type supervisePeer struct{}
+// supervisePeer runs supervise; its fields make the variants of the
+// watchdog figures (another binary, GOMAXPROCS, CPU pinning).
+type supervisePeer struct {
+	label    string   // name in the tables; "" is "supervise"
+	bin      string   // supervise binary; "" is the one the harness built
+	env      []string // added to the supervisor's environment
+	cpus     string   // taskset -c list of the supervisor ("" is any CPU)
+	progCPUs string   // taskset -c list of its programs
+}
 
-func (supervisePeer) name() string       { return "supervise" }
+func (p supervisePeer) name() string {
+	if p.label != "" {
+		return p.label
+	}
+	return "supervise"
+}
 func (supervisePeer) binaries() []string { return nil }
 
 func tomlList(ss []string) string {
@@ -156,13 +203,23 @@ func tomlList(ss []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-func (supervisePeer) start(e env, progs []progSpec) (*instance, error) {
+func (sp supervisePeer) start(e env, progs []progSpec) (*instance, error) {
+	if sp.bin != "" {
+		e.sv = sp.bin
+	}
 	var b strings.Builder
 	sock := filepath.Join(e.dir, "sv.sock")
 	fmt.Fprintf(&b, "[supervisor]\nsocket = %q\nshutdown_timeout = \"30s\"\n\n", sock)
 	fmt.Fprintf(&b, "[defaults]\nbackoff_initial = \"0s\"\nmin_uptime = \"1s\"\n\n")
 	for _, p := range progs {
-		fmt.Fprintf(&b, "[programs.%s]\ncommand = %s\n", p.id, tomlList(append([]string{e.probe}, probeArgs(e, p)...)))
+		argv := append([]string{e.probe}, probeArgs(e, p)...)
+		if p.argv != nil {
+			argv = p.argv
+		}
+		if sp.progCPUs != "" {
+			argv = append([]string{"taskset", "-c", sp.progCPUs}, argv...)
+		}
+		fmt.Fprintf(&b, "[programs.%s]\ncommand = %s\n", p.id, tomlList(argv))
 		if p.restart {
 			b.WriteString("restart = \"always\"\n")
 		} else {
@@ -170,6 +227,9 @@ func (supervisePeer) start(e env, progs []progSpec) (*instance, error) {
 		}
 		if p.logOut {
 			b.WriteString("stdout = \"log\"\n")
+		}
+		if p.inherit {
+			b.WriteString("stdout = \"inherit\"\nstderr = \"inherit\"\n")
 		}
 		switch {
 		case p.crash:
@@ -187,11 +247,16 @@ func (supervisePeer) start(e env, progs []progSpec) (*instance, error) {
 	if err := writeFile(cfg, b.String(), 0o644); err != nil {
 		return nil, err
 	}
-	in, err := launch("supervise", e, []string{e.sv, "run", "-c", cfg}, syscall.SIGTERM)
+	argv := []string{e.sv, "run", "-c", cfg}
+	if sp.cpus != "" {
+		argv = append([]string{"taskset", "-c", sp.cpus}, argv...)
+	}
+	e.extraEnv = append(e.extraEnv, sp.env...)
+	in, err := launch(sp.name(), e, argv, syscall.SIGTERM)
 	if err != nil {
 		return nil, err
 	}
-	in.logFile = filepath.Join(e.dir, "supervise.out")
+	in.logFile = filepath.Join(e.dir, sp.name()+".out")
 	in.state = func(id string) string {
 		out, err := exec.Command(e.sv, "status", "-s", sock, "--json").Output()
 		if err != nil {
@@ -313,8 +378,53 @@ func serviceDirs(e env, progs []progSpec, notify bool) (string, error) {
 	return scan, nil
 }
 
+// runsvdirMax is how many services one runsvdir supervises (runit's
+// MAXSERVICES; it logs "too many services" beyond).
+const runsvdirMax = 1000
+
+// runitLayout lays out the service directories of progs and returns the
+// directory runsvdir scans and each program's service directory.
+func runitLayout(e env, progs []progSpec) (string, map[string]string, error) {
+	scan := filepath.Join(e.dir, "service")
+	dirOf := map[string]string{}
+	if len(progs) <= runsvdirMax {
+		var err error
+		if scan, err = serviceDirs(e, progs, false); err != nil {
+			return "", nil, err
+		}
+		for _, p := range progs {
+			dirOf[p.id] = filepath.Join(scan, p.id)
+		}
+		return scan, dirOf, nil
+	}
+	// More services than one runsvdir takes: groups of 1000 under nested
+	// runsvdirs, each a service of the top one (runit's own way to split a
+	// tree). A group's control/t turns the TERM its runsv gets at shutdown
+	// into the HUP that makes its runsvdir stop its services.
+	for g := 0; g*runsvdirMax < len(progs); g++ {
+		ge := e
+		ge.dir = filepath.Join(e.dir, fmt.Sprintf("group%02d", g))
+		chunk := progs[g*runsvdirMax : min(len(progs), (g+1)*runsvdirMax)]
+		gscan, err := serviceDirs(ge, chunk, false)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, p := range chunk {
+			dirOf[p.id] = filepath.Join(gscan, p.id)
+		}
+		sd := filepath.Join(scan, fmt.Sprintf("group%02d", g))
+		if err := writeFile(filepath.Join(sd, "run"), "#!/bin/sh\nexec runsvdir "+gscan+"\n", 0o755); err != nil {
+			return "", nil, err
+		}
+		if err := writeFile(filepath.Join(sd, "control", "t"), "#!/bin/sh\nexec kill -HUP \"$(cat supervise/pid)\"\n", 0o755); err != nil {
+			return "", nil, err
+		}
+	}
+	return scan, dirOf, nil
+}
+
 func (runitPeer) start(e env, progs []progSpec) (*instance, error) {
-	scan, err := serviceDirs(e, progs, false)
+	scan, dirOf, err := runitLayout(e, progs)
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +435,7 @@ func (runitPeer) start(e env, progs []progSpec) (*instance, error) {
 		return nil, err
 	}
 	in.state = func(id string) string {
-		out, _ := exec.Command("sv", "status", filepath.Join(scan, id)).CombinedOutput()
+		out, _ := exec.Command("sv", "status", dirOf[id]).CombinedOutput()
 		s := strings.TrimSpace(string(out))
 		if i := strings.IndexByte(s, ':'); i > 0 {
 			s = s[:i]
@@ -354,7 +464,7 @@ func (p s6Peer) start(e env, progs []progSpec) (*instance, error) {
 	}
 	// SIGTERM: s6-svscan tells every s6-supervise to stop its service and
 	// exit, then exits.
-	in, err := launch(p.name(), e, []string{"s6-svscan", "-c", "4096", scan}, syscall.SIGTERM)
+	in, err := launch(p.name(), e, []string{"s6-svscan", "-c", fmt.Sprint(max(4096, len(progs)+16)), scan}, syscall.SIGTERM)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,10 +32,11 @@ type stampLine struct {
 
 // stampReader reads a stamp file incrementally.
 type stampReader struct {
-	path  string
-	off   int64
-	part  []byte
-	lines []stampLine
+	path   string
+	off    int64
+	part   []byte
+	lines  []stampLine
+	counts map[string]int // lines by kind
 }
 
 // poll reads what was appended since the last call.
@@ -75,19 +77,15 @@ func (r *stampReader) poll() {
 			l.id = fs[3]
 		}
 		r.lines = append(r.lines, l)
+		if r.counts == nil {
+			r.counts = map[string]int{}
+		}
+		r.counts[l.kind]++
 	}
 }
 
 // count returns how many lines of the kind were read.
-func (r *stampReader) count(kind string) int {
-	n := 0
-	for _, l := range r.lines {
-		if l.kind == kind {
-			n++
-		}
-	}
-	return n
-}
+func (r *stampReader) count(kind string) int { return r.counts[kind] }
 
 // waitFor polls until cond holds or the timeout passes.
 func (r *stampReader) waitFor(timeout time.Duration, cond func(r *stampReader) bool) error {
@@ -287,10 +285,14 @@ func statusField(path, key string) int64 {
 // pidWatcher records when processes exit, through pidfds and epoll; it
 // works for processes that are not the harness's children.
 type pidWatcher struct {
-	ep    int
-	fds   map[int]int // fd -> pid
-	death map[int]int64
+	ep     int
+	fds    map[int]int // fd -> pid
+	polled []int       // pids past the descriptor limit, polled every ms
+	death  map[int]int64
 }
+
+// left returns how many processes were not seen to exit.
+func (w *pidWatcher) left() int { return len(w.fds) + len(w.polled) }
 
 func newPidWatcher(pids []int) (*pidWatcher, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -300,6 +302,10 @@ func newPidWatcher(pids []int) (*pidWatcher, error) {
 	w := &pidWatcher{ep: ep, fds: map[int]int{}, death: map[int]int64{}}
 	for _, pid := range pids {
 		fd, err := unix.PidfdOpen(pid, 0)
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			w.polled = append(w.polled, pid) // out of descriptors: polled
+			continue
+		}
 		if err != nil {
 			w.death[pid] = mono() // already gone
 			continue
@@ -317,6 +323,25 @@ func newPidWatcher(pids []int) (*pidWatcher, error) {
 // wait records deaths until all are dead or the timeout passes.
 func (w *pidWatcher) wait(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
+	w.waitFDs(deadline)
+	for len(w.polled) > 0 && time.Now().Before(deadline) {
+		t := mono()
+		alive := w.polled[:0]
+		for _, pid := range w.polled {
+			if gone(pid) {
+				w.death[pid] = t
+			} else {
+				alive = append(alive, pid)
+			}
+		}
+		w.polled = alive
+		if len(alive) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func (w *pidWatcher) waitFDs(deadline time.Time) {
 	evs := make([]unix.EpollEvent, 64)
 	for len(w.fds) > 0 {
 		ms := int(time.Until(deadline) / time.Millisecond)

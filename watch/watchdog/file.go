@@ -36,10 +36,12 @@ type Beat struct {
 // beatOps are the operations on a file's name that count as beats.
 const beatOps = fsnotify.Create | fsnotify.Write | fsnotify.Chmod
 
-// FileWatcher delivers beats of heartbeat files from fsnotify events. It
-// uses a single fsnotify.Watcher (one inotify instance) for all files and one
-// watch per directory, filtering events by name, so atomic saves, editors'
-// saves and re-created files keep working.
+// FileWatcher delivers beats of heartbeat files from inotify events. It
+// uses a single inotify instance for all files and one watch per directory,
+// filtering events by name, so atomic saves, editors' saves and re-created
+// files keep working. Events are reported as fsnotify's inotify backend
+// reports them (Beat.Op), but read by the FileWatcher itself, at a cost of
+// about one thread wakeup per beat (see inotify).
 //
 // A beat is a Create, Write or Chmod event of the file's name: a write, a
 // touch (Chmod only), a new file, or a rename onto the name (a Create in the
@@ -50,7 +52,7 @@ const beatOps = fsnotify.Create | fsnotify.Write | fsnotify.Chmod
 // it, creates the directory again (mode 0755, as Watch does) and watches it
 // anew; if it
 // cannot, it watches the parent directory and resumes when the directory
-// reappears. After that, and after an fsnotify event-queue overflow, it
+// reappears. After that, and after an inotify event-queue overflow, it
 // re-reads the modification time of every watched file and counts a change
 // since the last beat as a beat (Beat.Recovered). It never polls, so a
 // watch the kernel drops without any event (an unmounted file system) goes
@@ -60,16 +62,14 @@ const beatOps = fsnotify.Create | fsnotify.Write | fsnotify.Chmod
 // should return quickly. They may call Watch and cancel functions; they must
 // not call Close, which waits for that goroutine.
 type FileWatcher struct {
-	w     *fsnotify.Watcher
+	in    *inotify
 	clk   clock.Clock
 	logf  func(format string, args ...any)
 	mkdir func(path string, perm fs.FileMode) error
 
-	overflow atomic.Bool
-	kick     chan struct{} // size 1: the error drain asks the loop to recover
-	closed   atomic.Bool
-	wg       sync.WaitGroup
-	closeMu  sync.Mutex
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+	closeMu sync.Mutex
 
 	mu    sync.Mutex
 	dirs  map[string]*dirState
@@ -78,7 +78,8 @@ type FileWatcher struct {
 
 type dirState struct {
 	path    string
-	watched bool                  // an fsnotify watch on path is active
+	watched bool                  // an inotify watch on path is active
+	rawStat bool                  // path is on a local file system (see beatStat)
 	files   map[string]*fileState // by absolute path
 	waiting map[string]bool       // removed child directories awaited here
 }
@@ -108,7 +109,7 @@ type FileOption func(*FileWatcher)
 func WithFileClock(c clock.Clock) FileOption { return func(fw *FileWatcher) { fw.clk = c } }
 
 // WithLogf sets a function that receives notes about recoveries (removed
-// directories, overflows) and fsnotify errors. It must be safe for
+// directories, overflows) and inotify errors. It must be safe for
 // concurrent use and must not call the FileWatcher (it may be called while
 // the FileWatcher holds its lock). By default nothing is logged.
 func WithLogf(f func(format string, args ...any)) FileOption {
@@ -117,7 +118,7 @@ func WithLogf(f func(format string, args ...any)) FileOption {
 
 // FileStats are counters of a FileWatcher.
 type FileStats struct {
-	// Directories is the number of directories with an fsnotify watch.
+	// Directories is the number of directories with an inotify watch.
 	Directories int
 	// Files is the number of distinct watched files.
 	Files int
@@ -136,19 +137,17 @@ func NewFileWatcher(opts ...FileOption) (*FileWatcher, error) {
 		clk:   clock.Real(),
 		logf:  func(string, ...any) {},
 		mkdir: trustedpath.MkdirAll,
-		kick:  make(chan struct{}, 1),
 		dirs:  make(map[string]*dirState),
 	}
 	for _, o := range opts {
 		o(fw)
 	}
-	w, err := fsnotify.NewWatcher()
+	in, err := newInotify()
 	if err != nil {
 		return nil, fmt.Errorf("watchdog: new file watcher: %w", err)
 	}
-	fw.w = w
-	fw.wg.Add(2)
-	go fw.drainErrors()
+	fw.in = in
+	fw.wg.Add(1)
 	go fw.loop()
 	return fw, nil
 }
@@ -217,7 +216,7 @@ func (fw *FileWatcher) Stats() FileStats {
 	return s
 }
 
-// Close stops the FileWatcher: it closes the fsnotify watcher and waits for
+// Close stops the FileWatcher: it closes its inotify instance and waits for
 // its goroutines, so no callback is running or called after Close returns.
 // It must not be called from a callback. Close is idempotent.
 func (fw *FileWatcher) Close() error {
@@ -226,7 +225,7 @@ func (fw *FileWatcher) Close() error {
 	if fw.closed.Swap(true) {
 		return nil
 	}
-	err := fw.w.Close()
+	err := fw.in.close()
 	fw.wg.Wait()
 	if err != nil {
 		return fmt.Errorf("watchdog: close file watcher: %w", err)
@@ -258,8 +257,8 @@ func (fw *FileWatcher) releaseLocked(ds *dirState) {
 	delete(fw.dirs, ds.path)
 	if ds.watched && !fw.closed.Load() {
 		ds.watched = false
-		if err := fw.w.Remove(ds.path); err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) &&
-			!errors.Is(err, fsnotify.ErrClosed) {
+		if err := fw.in.remove(ds.path); err != nil && !errors.Is(err, errNoWatch) &&
+			!errors.Is(err, os.ErrClosed) {
 			fw.logf("watchdog: stop watching %s: %v", ds.path, err)
 		}
 	}
@@ -270,10 +269,11 @@ func (fw *FileWatcher) addDirLocked(ds *dirState) error {
 	if err := fw.mkdir(ds.path, 0o755); err != nil {
 		return fmt.Errorf("create directory: %w", err)
 	}
-	if err := fw.w.Add(ds.path); err != nil {
+	if err := fw.in.add(ds.path); err != nil {
 		return fmt.Errorf("watch directory %s: %w", ds.path, err)
 	}
 	ds.watched = true
+	ds.rawStat = localFS(ds.path)
 	return nil
 }
 
@@ -285,39 +285,11 @@ func statMtime(path string) (bool, time.Time) {
 	return true, fi.ModTime()
 }
 
-// drainErrors empties fsnotify's unbuffered Errors channel, independently
-// of the event loop's locks, so fsnotify's reader never stalls on it.
-func (fw *FileWatcher) drainErrors() {
-	defer fw.wg.Done()
-	for err := range fw.w.Errors {
-		if errors.Is(err, fsnotify.ErrEventOverflow) {
-			fw.overflow.Store(true)
-			select {
-			case fw.kick <- struct{}{}:
-			default:
-			}
-			continue
-		}
-		fw.logf("watchdog: fsnotify: %v", err)
-	}
-}
-
+// loop runs the inotify reader; callbacks run here.
 func (fw *FileWatcher) loop() {
 	defer fw.wg.Done()
 	var out []delivery
-	for {
-		select {
-		case ev, ok := <-fw.w.Events:
-			if !ok {
-				return
-			}
-			out = fw.handleEvent(ev, out[:0])
-		case <-fw.kick:
-			if !fw.overflow.Swap(false) {
-				continue
-			}
-			out = fw.recoverOverflow(out[:0])
-		}
+	deliver := func() {
 		for i, d := range out {
 			if fw.closed.Load() {
 				break
@@ -328,12 +300,30 @@ func (fw *FileWatcher) loop() {
 			out[i] = delivery{}
 		}
 	}
+	err := fw.in.run(func(evs []fsnotify.Event) {
+		out = fw.handleEvents(evs, out[:0])
+		deliver()
+	}, func() {
+		out = fw.recoverOverflow(out[:0])
+		deliver()
+	})
+	if err != nil {
+		fw.logf("watchdog: %v; no more beats are seen", err)
+	}
 }
 
-func (fw *FileWatcher) handleEvent(ev fsnotify.Event, out []delivery) []delivery {
-	name := ev.Name
+// handleEvents handles the events of one read.
+func (fw *FileWatcher) handleEvents(evs []fsnotify.Event, out []delivery) []delivery {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	for _, ev := range evs {
+		out = fw.handleEventLocked(ev, out)
+	}
+	return out
+}
+
+func (fw *FileWatcher) handleEventLocked(ev fsnotify.Event, out []delivery) []delivery {
+	name := ev.Name
 	// The event is about a watched directory itself (from its own watch or
 	// from its parent's).
 	if ds := fw.dirs[name]; ds != nil && ds.watched && ev.Op.Has(fsnotify.Remove|fsnotify.Rename) {
@@ -346,7 +336,7 @@ func (fw *FileWatcher) handleEvent(ev fsnotify.Event, out []delivery) []delivery
 	if f := parent.files[name]; f != nil {
 		switch {
 		case ev.Op.Has(beatOps):
-			f.exists, f.mtime = statMtime(name)
+			f.exists, f.mtime = beatStat(name, parent.rawStat)
 			fw.stats.Beats++
 			out = deliverLocked(out, f, Beat{Path: name, At: beatTime(fw.clk.Now(), f.exists, f.mtime), Op: ev.Op & beatOps})
 		case ev.Op.Has(fsnotify.Remove | fsnotify.Rename):
@@ -376,7 +366,7 @@ func (fw *FileWatcher) dirGoneLocked(ds *dirState, op fsnotify.Op, out []deliver
 	fw.logf("watchdog: watched directory %s is gone (%s); watching it again", ds.path, op)
 	ds.watched = false
 	// The kernel has dropped the watch already; this clears what is left.
-	_ = fw.w.Remove(ds.path)
+	_ = fw.in.remove(ds.path)
 	return fw.rewatchLocked(ds, out)
 }
 
@@ -413,7 +403,7 @@ func (fw *FileWatcher) awaitLocked(ds *dirState, out []delivery) []delivery {
 	}
 	p.waiting[ds.path] = true
 	if !p.watched {
-		if err := fw.w.Add(pp); err != nil {
+		if err := fw.in.add(pp); err != nil {
 			fw.logf("watchdog: cannot watch %s for %s to reappear: %v; beats of %s are lost until it is watched again",
 				pp, ds.path, err, ds.path)
 			delete(p.waiting, ds.path)
@@ -426,8 +416,9 @@ func (fw *FileWatcher) awaitLocked(ds *dirState, out []delivery) []delivery {
 	if fi, err := os.Stat(ds.path); err == nil && fi.IsDir() {
 		delete(p.waiting, ds.path)
 		fw.releaseLocked(p)
-		if err := fw.w.Add(ds.path); err == nil {
+		if err := fw.in.add(ds.path); err == nil {
 			ds.watched = true
+			ds.rawStat = localFS(ds.path)
 			fw.logf("watchdog: watching %s again; re-reading its heartbeat files", ds.path)
 			return fw.restatLocked(ds, out)
 		}
@@ -463,7 +454,7 @@ func (fw *FileWatcher) recoverOverflow(out []delivery) []delivery {
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
 	fw.stats.Recoveries++
-	fw.logf("watchdog: fsnotify event queue overflowed; re-adding %d directory watches and re-reading every heartbeat file", len(fw.dirs))
+	fw.logf("watchdog: inotify event queue overflowed; re-adding %d directory watches and re-reading every heartbeat file", len(fw.dirs))
 	all := make([]*dirState, 0, len(fw.dirs))
 	for _, ds := range fw.dirs {
 		all = append(all, ds)
@@ -480,7 +471,7 @@ func (fw *FileWatcher) recoverOverflow(out []delivery) []delivery {
 		if len(ds.files) == 0 || !ds.watched {
 			continue
 		}
-		if err := fw.w.Add(ds.path); err != nil {
+		if err := fw.in.add(ds.path); err != nil {
 			fw.logf("watchdog: re-add watch of %s: %v", ds.path, err)
 			ds.watched = false
 			out = fw.rewatchLocked(ds, out)

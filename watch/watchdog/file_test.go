@@ -255,8 +255,8 @@ func TestOneWatchPerDirectory(t *testing.T) {
 	if s := fw.Stats(); s.Directories != 3 || s.Files != 60 || s.Subscriptions != 60 {
 		t.Fatalf("stats %+v, want 3 directories, 60 files", s)
 	}
-	if n := len(fw.w.WatchList()); n != 3 {
-		t.Fatalf("fsnotify holds %d watches, want 3", n)
+	if n := len(fw.in.watchList()); n != 3 {
+		t.Fatalf("inotify holds %d watches, want 3", n)
 	}
 	for _, c := range cancels[0] {
 		c()
@@ -265,8 +265,8 @@ func TestOneWatchPerDirectory(t *testing.T) {
 	if s := fw.Stats(); s.Directories != 2 || s.Files != 40 {
 		t.Fatalf("after cancelling a directory's files: %+v", s)
 	}
-	if n := len(fw.w.WatchList()); n != 2 {
-		t.Fatalf("fsnotify holds %d watches, want 2", n)
+	if n := len(fw.in.watchList()); n != 2 {
+		t.Fatalf("inotify holds %d watches, want 2", n)
 	}
 }
 
@@ -388,8 +388,8 @@ func TestRemovedDirectoryAwaitedInParent(t *testing.T) {
 	if s := fw.Stats(); s.Directories != 1 {
 		t.Fatalf("parent still watched after recovery: %+v", s)
 	}
-	if wl := fw.w.WatchList(); len(wl) != 1 || wl[0] != dir {
-		t.Fatalf("fsnotify watches %v, want only %s", wl, dir)
+	if wl := fw.in.watchList(); len(wl) != 1 || wl[0] != dir {
+		t.Fatalf("inotify watches %v, want only %s", wl, dir)
 	}
 }
 
@@ -607,5 +607,38 @@ func TestHeartbeatDirectoryNotMadeThroughForeignLink(t *testing.T) {
 	logs.waitFor(t, "uid 65534")
 	if entries, _ := os.ReadDir(victim); len(entries) != 0 {
 		t.Errorf("created through the link: %v", entries)
+	}
+}
+
+// TestBeatMovesTimer checks that a beat moves the pending timer to the new
+// deadline, so a steadily beating file never makes the timer fire (a timer
+// that fires only to find the beats it missed costs a wakeup per timeout).
+func TestBeatMovesTimer(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hb")
+	writeFile(t, path, "0")
+	clk := clock.NewFake(t0)
+	fw, _ := newFW(t, WithFileClock(clk))
+	beats := make(chan Beat, 10)
+	wd, err := fw.NewWatchdog(path, 10*time.Second, func() { t.Error("timeout despite beats") },
+		WithOnBeat(func(b Beat) { beats <- b }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wd.Close()
+	wd.Start()
+	for i := 1; i <= 3; i++ {
+		clk.Advance(6 * time.Second)
+		touch := time.Now()
+		os.Chtimes(path, touch, touch)
+		b := waitBeat(t, beats)
+		next, ok := clk.NextDeadline()
+		if want := b.At.Add(10 * time.Second); !ok || !next.Equal(want) {
+			t.Fatalf("beat %d at %v: next timer at %v (pending %v), want the beat + timeout %v",
+				i, b.At.Sub(t0), next.Sub(t0), ok, want.Sub(t0))
+		}
+	}
+	if n := clk.Pending(); n != 1 {
+		t.Fatalf("%d timers pending, want the watchdog's one", n)
 	}
 }

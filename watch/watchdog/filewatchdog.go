@@ -50,7 +50,7 @@ func (fw *FileWatcher) NewWatchdog(path string, timeout time.Duration, onTimeout
 
 func (fd *FileWatchdog) beat(b Beat) {
 	fd.lastBeat.Store(&b)
-	fd.wd.PingAt(b.At)
+	fd.wd.beatAt(b.At)
 	if fd.onBeat != nil {
 		fd.onBeat(b)
 	}

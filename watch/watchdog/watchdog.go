@@ -6,9 +6,12 @@
 // operations, no allocation, no lock), so it can sit on a hot path; the timer
 // is not reset on every ping — when it fires it checks whether a ping came in
 // the meantime and, if so, re-arms itself for the last ping plus the timeout.
+// The beats of a FileWatchdog, which come from one goroutine a few times per
+// timeout, do move the timer, so a steadily beating file never makes its
+// timer fire.
 //
-// A [FileWatcher] turns fsnotify events on heartbeat files into beats: it
-// uses one fsnotify watcher (one inotify instance) for any number of files
+// A [FileWatcher] turns inotify events on heartbeat files into beats: it
+// uses one inotify instance for any number of files
 // and one watch per directory, and it recovers from removed directories and
 // event-queue overflows. A [FileWatchdog] is a Watchdog pinged by the beats
 // of one heartbeat file. Nothing in this package polls: an idle watchdog does
@@ -148,6 +151,28 @@ func (w *Watchdog) PingAt(t time.Time) {
 		}
 	}
 	w.pings.Add(1)
+}
+
+// beatAt records a beat at t, as PingAt does, and moves the pending timer to
+// the deadline the beat makes. A steadily beating watchdog then never has
+// its timer fire: moving a pending timer later wakes nothing, while a
+// lazily re-armed timer fires about once per timeout only to find the beats
+// it missed. Beats come from one goroutine at a few per second, where the
+// lock this takes is cheap; Ping stays lock-free for hot paths.
+func (w *Watchdog) beatAt(t time.Time) {
+	w.PingAt(t)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running || w.timer == nil {
+		return
+	}
+	p := w.pings.Load()
+	if p == w.seenPings {
+		return
+	}
+	w.seenPings = p
+	w.ref, w.period = w.epoch.Add(time.Duration(w.lastPing.Load())), w.timeout
+	w.timer.Reset(w.ref.Add(w.period).Sub(w.clk.Now()))
 }
 
 // Start arms a stopped or expired watchdog: the first ping is due within the

@@ -5,7 +5,8 @@
  * milliseconds and the figures show the supervisors rather than the probes.
  *
  * Flags: -stamps FILE, -id NAME, -live DURATION, -code N, -forever,
- * -exec-sleep, -notify-fd N. Like the Go probe, it reads its flags from
+ * -exec-sleep, -notify-fd N, -gate FIFO (after the start stamp, wait until
+ * the FIFO has a writer, so many programs begin their lives at once). Like the Go probe, it reads its flags from
  * $PROBE_ARGS_FILE, or from ./probe.args when it runs with no arguments or
  * as "run" (runit and s6 service directories).
  */
@@ -68,6 +69,7 @@ int main(int argc, char **argv) {
 	const char *stamps = getenv("PROBE_STAMPS");
 	long long live = -1;
 	int code = 0, forever = 0, exec_sleep = 0, notify_fd = -1;
+	const char *gate = NULL;
 	sigset_t set;
 
 	base = base ? base + 1 : argv[0];
@@ -100,6 +102,7 @@ int main(int argc, char **argv) {
 		else if (!strcmp(a, "-live") && next) live = duration(av[++i]);
 		else if (!strcmp(a, "-code") && next) code = atoi(av[++i]);
 		else if (!strcmp(a, "-notify-fd") && next) notify_fd = atoi(av[++i]);
+		else if (!strcmp(a, "-gate") && next) gate = av[++i];
 		else if (!strcmp(a, "-forever")) forever = 1;
 		else if (!strcmp(a, "-exec-sleep")) exec_sleep = 1;
 		else fail("unsupported flag", a);
@@ -120,6 +123,13 @@ int main(int argc, char **argv) {
 		if (write(notify_fd, "\n", 1) < 0)
 			fail("cannot notify", NULL);
 		close(notify_fd);
+	}
+	if (gate) {
+		/* Opening a FIFO for reading blocks until it has a writer. */
+		int g = open(gate, O_RDONLY | O_CLOEXEC);
+		if (g < 0)
+			fail("cannot open", gate);
+		close(g);
 	}
 	if (exec_sleep) {
 		execl("/bin/sleep", "sleep", "infinity", (char *)NULL);

@@ -100,8 +100,10 @@ func main() {
 	orphanChild := fs.Bool("orphan-child", false, "internal: start one orphan and exit at once")
 	orphanLive := fs.Duration("orphan-live", 50*time.Millisecond, "lifetime of each orphan")
 	result := fs.String("result", "", "JSON result file of -orphans")
+	reapTimeout := fs.Duration("reap-timeout", 20*time.Second, "how long -orphans waits for every orphan to be reaped")
 	delay := fs.Duration("delay", 0, "sleep this long before -lines")
 	notifyFD := fs.Int("notify-fd", -1, "after the start stamp, write a newline to this fd and close it (s6 readiness)")
+	gate := fs.String("gate", "", "after the start stamp, wait until this FIFO has a writer (many programs begin their lives at once)")
 	_ = fs.Parse(args())
 
 	if *stamps != "" {
@@ -119,6 +121,15 @@ func main() {
 		_, _ = f.Write([]byte("\n"))
 		f.Close()
 	}
+	if *gate != "" {
+		// Opening a FIFO for reading blocks until it has a writer.
+		g, err := os.OpenFile(*gate, os.O_RDONLY, 0)
+		if err != nil {
+			fail("gate: %v", err)
+		}
+		g.Close()
+		startNS = now() // -phase and -live count from the gate
+	}
 	if *pidFile != "" {
 		if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			fail("pidfile: %v", err)
@@ -135,7 +146,7 @@ func main() {
 		}
 		os.Exit(0)
 	case *orphans > 0:
-		runOrphans(*orphans, *stamps, *orphanLive, *result)
+		runOrphans(*orphans, *stamps, *orphanLive, *reapTimeout, *result)
 		exit(0)
 	case *execSleep:
 		stampOut.Close()
@@ -265,7 +276,7 @@ type OrphanResult struct {
 	ReapLagNS      int64  `json:"reap_lag_ns"`      // AllReapedNS - LastExitNS
 	PollNS         int64  `json:"poll_interval_ns"` // scan period of /proc
 	MaxZombies     int    `json:"max_zombies_seen"` // largest zombie count seen
-	TimedOut       bool   `json:"timed_out"`        // not all reaped within 20 s
+	TimedOut       bool   `json:"timed_out"`        // not all reaped within -reap-timeout
 	Exited         int    `json:"orphans_exited"`   // exit stamps seen
 	InitComm       string `json:"init_comm"`        // comm of PID 1
 }
@@ -273,8 +284,9 @@ type OrphanResult struct {
 // runOrphans creates n orphans, each through an intermediate process that
 // starts it in a new session and exits at once, so its parent becomes PID 1
 // (or the nearest subreaper). It then scans /proc until every orphan has
-// exited and no zombie is left, and writes an OrphanResult.
-func runOrphans(n int, stamps string, orphanLive time.Duration, resultFile string) {
+// exited and no zombie is left, or -reap-timeout passed, and writes an
+// OrphanResult.
+func runOrphans(n int, stamps string, orphanLive, reapTimeout time.Duration, resultFile string) {
 	if stamps == "" || resultFile == "" {
 		fail("-orphans needs -stamps and -result")
 	}
@@ -289,7 +301,7 @@ func runOrphans(n int, stamps string, orphanLive time.Duration, resultFile strin
 	res := OrphanResult{Orphans: n, CreateNS: now() - t0, PollNS: int64(time.Millisecond)}
 	comm, _ := os.ReadFile("/proc/1/comm")
 	res.InitComm = strings.TrimSpace(string(comm))
-	deadline := now() + int64(20*time.Second)
+	deadline := now() + int64(reapTimeout)
 	checkedAfter1s := false
 	for {
 		z := zombies()

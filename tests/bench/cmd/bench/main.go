@@ -1,8 +1,9 @@
 // Command bench runs the benchmarks of supervise against supervisord,
-// runit, s6, tini, dumb-init and monit, and prints the figures as Markdown
-// tables (and, with -json, writes every sample as JSON).
+// runit, s6, pm2, tini, dumb-init and monit, and prints the figures as
+// Markdown tables (and, with -json, writes every sample as JSON).
 //
 //	go run ./tests/bench/cmd/bench [-smoke] [-runs N] [-supervise BIN] [-json FILE] [-md FILE]
+//	    [-figures LIST] [-light] [-profile] [-compare BIN] [-scale-ns LIST]
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/supervise/supervise/tests/bench"
@@ -23,10 +25,24 @@ func main() {
 	mdOut := flag.String("md", "", "write the Markdown tables to this file")
 	work := flag.String("workdir", "", "scratch directory (default: a temporary one)")
 	keep := flag.Bool("keep", false, "keep the scratch directory")
-	figs := flag.String("figures", "", "comma-separated figures: restart,crash,startup,idle,shutdown,pid1,watchdog,log")
+	figs := flag.String("figures", "", "comma-separated figures: restart,crash,startup,idle,shutdown,pid1,pid1pair,watchdog,wdtail,wdidle,log,storm,scale")
 	light := flag.Bool("light", false, "supervise the C probe (start-up, idle and shutdown figures only)")
+	profile := flag.Bool("profile", false, "with perf installed, add a perf profile of supervise to the wdidle figure")
+	compare := flag.String("compare", "", "a second supervise binary watching the same heartbeat files in the wdidle figure")
+	scaleNs := flag.String("scale-ns", "", "comma-separated sizes of the scale figure (default 100,1000,10000)")
 	flag.Parse()
-	o := bench.Options{Smoke: *smoke, Runs: *runs, Supervise: *sv, WorkDir: *work, Keep: *keep, Log: os.Stderr, Light: *light}
+	o := bench.Options{Smoke: *smoke, Runs: *runs, Supervise: *sv, WorkDir: *work, Keep: *keep, Log: os.Stderr, Light: *light, Profile: *profile, Compare: *compare}
+	for _, f := range strings.Split(*scaleNs, ",") {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "bench: -scale-ns: bad size %q\n", f)
+			os.Exit(2)
+		}
+		o.ScaleNs = append(o.ScaleNs, n)
+	}
 	if *figs != "" {
 		o.Figures = strings.Split(*figs, ",")
 	}
