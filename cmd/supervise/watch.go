@@ -155,11 +155,20 @@ func (w *statusWatch) show(progs []control.ProgramStatus) error {
 }
 
 // lines writes the table the first time, then a line per program whose
-// row changed, the time first, and a line per program that is gone.
+// row changed, the time first, and a line per program that is gone. An
+// instance's line is its row of the table, which groups the instances of
+// a program with replicas under a line of its own.
 func (w *statusWatch) lines(b *bytes.Buffer, progs []control.ProgramStatus) {
 	var table bytes.Buffer
 	control.WriteTable(&table, progs)
-	rows := strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")
+	// Each row begins with its program's name (an instance's indented);
+	// names hold no blanks.
+	rows := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")[1:] {
+		line = strings.TrimSpace(line)
+		name, _, _ := strings.Cut(line, " ")
+		rows[name] = line
+	}
 	if w.prev == nil {
 		b.Write(table.Bytes())
 		w.prev = map[string]string{}
@@ -170,11 +179,11 @@ func (w *statusWatch) lines(b *bytes.Buffer, progs []control.ProgramStatus) {
 	}
 	stamp := w.now().Format("15:04:05")
 	seen := map[string]bool{}
-	for i, p := range progs {
+	for _, p := range progs {
 		seen[p.Name] = true
 		key := rowKey(p)
 		if w.prev[p.Name] != key {
-			fmt.Fprintf(b, "%s %s\n", stamp, strings.TrimRight(rows[i+1], " "))
+			fmt.Fprintf(b, "%s %s\n", stamp, rows[p.Name])
 			w.prev[p.Name] = key
 		}
 	}
@@ -187,11 +196,19 @@ func (w *statusWatch) lines(b *bytes.Buffer, progs []control.ProgramStatus) {
 }
 
 // rowKey is what makes a row change: everything but the clocks (uptime,
-// heartbeat age), which move without events.
+// heartbeat age) and the probes' counters, which move without events.
 func rowKey(p control.ProgramStatus) string {
 	last := ""
 	if p.LastExit != nil {
 		last = fmt.Sprintf("%d/%s/%s/%d", p.LastExit.Code, p.LastExit.Signal, p.LastExit.Error, p.LastExit.At.UnixNano())
 	}
-	return fmt.Sprintf("%s|%d|%d|%s|%d|%v|%s|%s", p.State, p.PID, p.Restarts, p.Breaker.State, p.Breaker.Failures, p.Ready, last, p.Error)
+	probes := ""
+	if p.Probes != nil {
+		for _, pr := range []*control.ProbeStatus{p.Probes.Readiness, p.Probes.Liveness} {
+			if pr != nil {
+				probes += fmt.Sprintf("%s/%d,", pr.State, pr.ConsecutiveFailures)
+			}
+		}
+	}
+	return fmt.Sprintf("%s|%d|%d|%s|%d|%v|%s|%s|%s", p.State, p.PID, p.Restarts, p.Breaker.State, p.Breaker.Failures, p.Ready, last, p.Error, probes)
 }

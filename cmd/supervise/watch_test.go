@@ -40,6 +40,35 @@ func TestWatchLines(t *testing.T) {
 	}
 }
 
+// The instances of a program with replicas are grouped in the table: a
+// changed one still gets its own row, and a probe's change of state is a
+// change of the row.
+func TestWatchLinesOfInstances(t *testing.T) {
+	var b bytes.Buffer
+	w := &statusWatch{out: &b, now: func() time.Time { return time.Date(2025, 1, 2, 10, 0, 1, 0, time.UTC) }}
+	rows := func(st1, probe string) []control.ProgramStatus {
+		rs := watchRows("db", "running", "web:0", "running", "web:1", st1)
+		rs[1].Program, rs[2].Program = "web", "web"
+		rs[1].Replica, rs[2].Replica = 0, 1
+		rs[0].Probes = &control.ProbesStatus{Readiness: &control.ProbeStatus{Kind: "tcp", State: probe}}
+		return rs
+	}
+	w.show(rows("starting", "unknown"))
+	if got := b.String(); !strings.Contains(got, "\n  web:1 ") {
+		t.Fatalf("first update %q, want the grouped table", got)
+	}
+	b.Reset()
+	w.show(rows("backoff", "unknown"))
+	if got := b.String(); !strings.HasPrefix(got, "10:00:01 web:1 ") || !strings.Contains(got, "backoff") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("second update %q, want one line for web:1", got)
+	}
+	b.Reset()
+	w.show(rows("backoff", "passing"))
+	if got := b.String(); !strings.HasPrefix(got, "10:00:01 db ") || !strings.Contains(got, "ready ok") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("third update %q, want one line for db", got)
+	}
+}
+
 // On a terminal, each update clears the screen and draws the table.
 func TestWatchTerminal(t *testing.T) {
 	var b bytes.Buffer
