@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/supervise/supervise/events"
 )
 
 // The codecs of the key declarations: how each kind of value is read,
@@ -424,6 +426,63 @@ var (
 		equal:  same[Output],
 		toml:   func(o Output) string { return strconv.Quote(o.String()) },
 		show:   Output.String,
+	}
+
+	kindsCodec = &codec[[]events.Kind]{
+		typ: "array of event kinds: " + markdownList(events.KindNames()),
+		decode: scalar(func(t *table, key []string, v any) ([]events.Kind, bool) {
+			names, ok := t.strArray(key, v)
+			if !ok {
+				return nil, false
+			}
+			var out []events.Kind
+			for _, n := range names {
+				k, err := events.ParseKind(n)
+				if err != nil {
+					t.keyErr(key, "unknown event kind %q%s", n, suggest(n, events.KindNames()))
+					ok = false
+					continue
+				}
+				if slices.Contains(out, k) {
+					t.keyErr(key, "%q is listed twice", n)
+					ok = false
+					continue
+				}
+				out = append(out, k)
+			}
+			return out, ok
+		}),
+		equal: slices.Equal[[]events.Kind],
+		clone: slices.Clone[[]events.Kind],
+		toml: func(ks []events.Kind) string {
+			names := make([]string, len(ks))
+			for i, k := range ks {
+				names[i] = k.String()
+			}
+			return tomlStrings(names)
+		},
+	}
+
+	// hookProgramsCodec checks the form of the names; that they name
+	// programs is checked once every program is known.
+	hookProgramsCodec = &codec[[]string]{
+		typ: "array of program names",
+		decode: scalar(func(t *table, key []string, v any) ([]string, bool) {
+			names, ok := t.strArray(key, v)
+			if !ok {
+				return nil, false
+			}
+			for _, n := range names {
+				if base, _, _ := SplitInstance(n); !nameRE.MatchString(base) {
+					t.keyErr(key, "invalid program name %q: use a program's name, or NAME:i for one of its instances", n)
+					ok = false
+				}
+			}
+			return names, ok
+		}),
+		equal: slices.Equal[[]string],
+		clone: slices.Clone[[]string],
+		toml:  tomlStrings,
 	}
 
 	logLevelCodec  = newEnumCodec(logLevels...)

@@ -14,7 +14,7 @@ import (
 )
 
 // includedTables are the top-level tables an included file may hold.
-var includedTables = []string{"programs", "teardown"}
+var includedTables = []string{"programs", "teardown", "hooks"}
 
 // unit is one file of a configuration: the main file or an included one,
 // decoded as TOML.
@@ -41,7 +41,7 @@ func decodeTOML(file string, data []byte) (*unit, *Error) {
 	return &unit{file: file, raw: raw, keys: md.Keys(), lines: scanLines(data)}, nil
 }
 
-// origin is where a program or teardown step is defined.
+// origin is where a program, teardown step or hook is defined.
 type origin struct {
 	file string
 	line int
@@ -54,11 +54,11 @@ func (o origin) String() string {
 	return o.file
 }
 
-// fileTables are the program and teardown tables of one file.
+// fileTables are the program, teardown and hook tables of one file.
 type fileTables struct {
-	u                  *unit
-	d                  *decoder
-	programs, teardown map[string]any
+	u                         *unit
+	d                         *decoder
+	programs, teardown, hooks map[string]any
 }
 
 // builder puts a configuration together from its files.
@@ -68,6 +68,7 @@ type builder struct {
 	files  []string          // every file with problems to report, in reading order
 	progAt map[string]origin // where each program name is defined
 	stepAt map[string]origin // where each teardown step name is defined
+	hookAt map[string]origin // where each hook name is defined
 }
 
 // compose decodes the main file and, with a loader, the files its include
@@ -86,7 +87,7 @@ func compose(file string, data []byte, ld *loader) (*Config, error) {
 	cfg.File = file
 	cfg.lines = map[string]*lineIndex{file: u.lines}
 	b := &builder{cfg: cfg, d: newDecoder(file, u.lines), files: []string{file},
-		progAt: map[string]origin{}, stepAt: map[string]origin{}}
+		progAt: map[string]origin{}, stepAt: map[string]origin{}, hookAt: map[string]origin{}}
 	tabs := []*fileTables{b.mainFile(u)}
 	if ld != nil {
 		tabs = append(tabs, ld.includes(b)...)
@@ -97,6 +98,9 @@ func compose(file string, data []byte, ld *loader) (*Config, error) {
 	b.d.checkDependencies(cfg.Definitions, cfg.DefinitionOrder, cfg.lineIndex)
 	for _, ft := range tabs {
 		b.teardown(ft)
+	}
+	for _, ft := range tabs {
+		b.hooks(ft)
 	}
 	if ld != nil {
 		// Read once per table: its instances share the env files.
@@ -116,7 +120,7 @@ func compose(file string, data []byte, ld *loader) (*Config, error) {
 func (c *Config) lineIndex(file string) *lineIndex { return c.lines[file] }
 
 // mainFile decodes the top level of the main file: [supervisor] and
-// [defaults], and finds its programs and teardown tables.
+// [defaults], and finds its programs, teardown and hooks tables.
 func (b *builder) mainFile(u *unit) *fileTables {
 	d := b.d
 	ft := &fileTables{u: u, d: d}
@@ -138,6 +142,8 @@ func (b *builder) mainFile(u *unit) *fileTables {
 			ft.programs, _ = top.asTable([]string{k}, v)
 		case "teardown":
 			ft.teardown, _ = top.asTable([]string{k}, v)
+		case "hooks":
+			ft.hooks, _ = top.asTable([]string{k}, v)
 		default:
 			top.unknown(nil, k, topKeys)
 		}
@@ -162,13 +168,15 @@ func (b *builder) includedFile(u *unit) *fileTables {
 			ft.programs, _ = top.asTable([]string{k}, v)
 		case k == "teardown":
 			ft.teardown, _ = top.asTable([]string{k}, v)
+		case k == "hooks":
+			ft.hooks, _ = top.asTable([]string{k}, v)
 		default:
 			what := fmt.Sprintf("key %q", k)
 			if _, isTable := v.(map[string]any); isTable {
 				what = "[" + k + "]"
 			}
 			top.errAt([]string{k}, "%s is not allowed in an included file, which may hold only %s tables",
-				what, strings.Join(allowed, " and "))
+				what, listAnd(allowed))
 		}
 	}
 	return ft
@@ -227,6 +235,74 @@ func (b *builder) teardown(ft *fileTables) {
 			b.cfg.Teardown[name] = s
 		}
 	}
+}
+
+// hooks builds the hooks of one file. A name defined in an earlier file
+// is refused, and each of a hook's programs must name a program (of any
+// file) or an instance of one with replicas.
+func (b *builder) hooks(ft *fileTables) {
+	top := &table{d: ft.d, path: []string{"hooks"}}
+	for _, name := range top.sortedKeys(ft.hooks) {
+		t := &table{d: ft.d, section: "hooks." + name, path: []string{"hooks", name}}
+		if !nameRE.MatchString(name) {
+			t.errAt(nil, `invalid hook name %q: use only letters, digits, "_", "." and "-"`, name)
+		}
+		if prev, dup := b.hookAt[name]; dup {
+			t.errAt(nil, "hook %q is already defined at %s", name, prev)
+			continue
+		}
+		b.hookAt[name] = origin{ft.u.file, ft.u.lines.line("hooks", name)}
+		m, ok := v2table(t, ft.hooks[name])
+		if !ok {
+			continue
+		}
+		h, ok := t.hook(name, m)
+		if b.checkHookPrograms(t, h) && ok {
+			b.cfg.Hooks[name] = h
+		}
+	}
+}
+
+// checkHookPrograms checks that the programs of h name programs, or
+// instances NAME:i below their program's count, as depends_on does.
+func (b *builder) checkHookPrograms(t *table, h *Hook) bool {
+	key := []string{"programs"}
+	ok := true
+	for _, n := range h.Programs {
+		base, i, inst := SplitInstance(n)
+		dp := b.cfg.Definitions[base]
+		switch {
+		case dp == nil:
+			if _, defined := b.progAt[base]; defined {
+				continue // a program with problems of its own, reported
+			}
+			t.keyErr(key, "unknown program %q%s", n, suggest(base, b.cfg.DefinitionOrder))
+		case inst && !dp.Replicated:
+			t.keyErr(key, "%q: program %q has no replicas: name it %q", n, base, base)
+		case inst && i >= dp.Replicas:
+			t.keyErr(key, "%q: program %q has %s", n, base, replicaRange(base, dp.Replicas))
+		default:
+			continue
+		}
+		ok = false
+	}
+	return ok
+}
+
+// Origin returns where the hook is defined, as Program.Origin does.
+func (h *Hook) Origin() string {
+	if h.File == "" {
+		return ""
+	}
+	return origin{h.File, h.Line}.String()
+}
+
+// listAnd joins "a", "b" and "c" as "a, b and c".
+func listAnd(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // sortErrorsByFile orders problems by file, in the order of files (files

@@ -132,7 +132,7 @@ func TestIncludeMissingDirectoryAndSelfMatch(t *testing.T) {
 	}
 }
 
-func TestIncludedFileHoldsOnlyProgramsAndTeardown(t *testing.T) {
+func TestIncludedFileHoldsOnlyProgramsTeardownAndHooks(t *testing.T) {
 	dir := files(t, map[string]string{
 		"supervise.toml": "[supervisor]\ninclude = [\"conf.d/*.toml\"]\n",
 		"conf.d/x.toml": `[programs.ok]
@@ -145,16 +145,19 @@ restart = "always"
 [hooks.notify]
 command = "x"
 stray = 1
+[metrics.x]
+port = 1
 `,
 	})
 	x := filepath.Join(dir, "conf.d/x.toml")
 	got := loadErr(t, filepath.Join(dir, "supervise.toml"))
-	const allowed = " is not allowed in an included file, which may hold only [programs.*] and [teardown.*] tables"
+	const allowed = " is not allowed in an included file, which may hold only [programs.*], [teardown.*] and [hooks.*] tables"
 	want := strings.Join([]string{
 		x + ":4: [supervisor]" + allowed,
 		x + ":6: [defaults]" + allowed,
-		x + ":8: [hooks]" + allowed,
-		// A bare key after [hooks.notify] belongs to it: it is refused with it.
+		// A hook is decoded there like in the main file.
+		x + `:10: hooks.notify: unknown key "stray"`,
+		x + ":11: [metrics]" + allowed,
 	}, "\n")
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

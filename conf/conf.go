@@ -2,7 +2,8 @@
 //
 // It decodes the whole schema of the configuration file (the [supervisor]
 // table, [defaults], every [programs.NAME] with its breaker, watchdog,
-// readiness and liveness subtables, and the [teardown.NAME] steps) into typed values, with the
+// readiness and liveness subtables, the [teardown.NAME] steps and the
+// [hooks.NAME] commands) into typed values, with the
 // built-in defaults and the [defaults] table already applied to every
 // program. A file is validated whole: Parse returns either a complete,
 // valid *Config or an ErrorList naming every problem with its file, line,
@@ -29,9 +30,12 @@
 //     comments) is refused: applied by a reload it would stop every program.
 //     A [supervisor] table alone is a valid file with no programs.
 //   - Load follows [supervisor] include: the files its patterns match, read
-//     in lexical order after the main file, may hold only [programs.*] and
-//     [teardown.*] tables, and a name defined twice is an error naming both
-//     places. Each program records its File and Line.
+//     in lexical order after the main file, may hold only [programs.*],
+//     [teardown.*] and [hooks.*] tables, and a name defined twice is an
+//     error naming both places. Each program, teardown step and hook
+//     records its File and Line.
+//   - A hook's programs name programs of any file, or instances NAME:i of
+//     a program with replicas below its count, as depends_on does.
 //   - Load reads each program's env_file entries (dotenv files, a leading
 //     "-" allowing a missing one); their variables come before the
 //     environment table (Program.Env), count as the program's settings for
@@ -66,6 +70,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/supervise/supervise/events"
 )
 
 // RestartPolicy says when a program that ended is started again.
@@ -248,6 +254,7 @@ type Config struct {
 	// Order.
 	DefinitionOrder []string
 	Teardown        map[string]*TeardownStep
+	Hooks           map[string]*Hook
 	// Sources lists the files Load read; nil for Parse and Default.
 	Sources *Sources
 
@@ -377,6 +384,51 @@ type TeardownStep struct {
 	Timeout  time.Duration
 }
 
+// Hook is one [hooks.NAME] table: a command run on chosen events (SPEC
+// section 15).
+type Hook struct {
+	Name    string
+	File    string // the file of the [hooks.NAME] table, as for Program.File
+	Line    int    // the line of its header (0 if unknown)
+	Command []string
+	// Events are the kinds that run the hook; empty is every kind.
+	Events []events.Kind
+	// Programs are the programs (or instances, NAME:i) whose events run
+	// the hook; empty is every program's, and the supervisor's own events.
+	Programs []string
+	Timeout  time.Duration
+}
+
+// Wants reports whether an event of kind k about program runs the hook.
+func (h *Hook) Wants(k events.Kind, program string) bool {
+	return (len(h.Events) == 0 || slices.Contains(h.Events, k)) && events.MatchProgram(h.Programs, program)
+}
+
+// Equal reports whether two hooks have the same name and settings.
+func (h *Hook) Equal(o *Hook) bool {
+	if h == nil || o == nil {
+		return h == o
+	}
+	return h.Name == o.Name && len(hookKeys.diff("", h, o, nil)) == 0
+}
+
+// Summary returns a one-line description of the hook, for `supervise
+// validate`: "hooks.NAME: COMMAND (events K, ...; programs P, ...; timeout D)".
+func (h *Hook) Summary() string {
+	evs, progs := "all events", "all programs"
+	if len(h.Events) > 0 {
+		names := make([]string, len(h.Events))
+		for i, k := range h.Events {
+			names[i] = k.String()
+		}
+		evs = "events " + strings.Join(names, ", ")
+	}
+	if len(h.Programs) > 0 {
+		progs = "programs " + strings.Join(h.Programs, ", ")
+	}
+	return fmt.Sprintf("hooks.%s: %s (%s; %s; timeout %s)", h.Name, strings.Join(h.Command, " "), evs, progs, FormatDuration(h.Timeout))
+}
+
 // Overrides are settings given on the command line, which win over the
 // file. Empty fields override nothing.
 type Overrides struct {
@@ -401,6 +453,7 @@ const (
 	DefaultTeardownTimeout   = 10 * time.Second
 	DefaultLogBuffer         = 1000
 	DefaultLogMaxFiles       = 5
+	DefaultHookTimeout       = 10 * time.Second
 
 	DefaultReadinessInterval = time.Second
 	DefaultLivenessInterval  = 10 * time.Second
@@ -446,6 +499,7 @@ func Default() *Config {
 		Programs:    map[string]*Program{},
 		Definitions: map[string]*Program{},
 		Teardown:    map[string]*TeardownStep{},
+		Hooks:       map[string]*Hook{},
 	}
 }
 

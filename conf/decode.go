@@ -20,7 +20,7 @@ var (
 	logFormats     = []string{FormatConsole, FormatJSON}
 	outputKeywords = []string{"log", "inherit", "null"}
 
-	topKeys = []string{"supervisor", "defaults", "programs", "teardown"}
+	topKeys = []string{"supervisor", "defaults", "programs", "teardown", "hooks"}
 
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
@@ -326,6 +326,20 @@ func (t *table) filePath(key []string, v any) (string, bool) {
 		return "", ok
 	}
 	return resolvePath(t.d.file, s), true
+}
+
+// hook decodes a [hooks.NAME] table, as far as it can; ok is false when
+// it reported a problem. That its programs name programs is checked once
+// every file's programs are known (builder.checkHookPrograms).
+func (t *table) hook(name string, m map[string]any) (h *Hook, ok bool) {
+	h = &Hook{Name: name}
+	hookKeys.reset(h)
+	h.File, h.Line = t.d.file, t.d.lines.line("hooks", name)
+	before := len(*t.d.errs)
+	w := newWritten()
+	hookKeys.apply(t, nil, h, m, w)
+	hookKeys.checkRequired(t, nil, h, w)
+	return h, len(*t.d.errs) == before
 }
 
 // v2table checks that a program or teardown entry is a table.

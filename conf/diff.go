@@ -11,14 +11,15 @@ import (
 // as a reload applies it (SPEC §7): programs added (started if autostart),
 // removed (stopped), changed (restarted, or updated in place when no
 // changed key needs a restart) and unchanged (not touched); the same for
-// the teardown steps; and the [supervisor] keys that differ. It names keys,
-// never values: an environment's values may be secrets.
+// the teardown steps and the hooks; and the [supervisor] keys that differ.
+// It names keys, never values: an environment's values may be secrets.
 type ConfigDiff struct {
 	Added      []DiffEntry  `json:"added"`
 	Removed    []DiffEntry  `json:"removed"`
 	Changed    []DiffChange `json:"changed"`
 	Unchanged  []string     `json:"unchanged"`
 	Teardown   StepsDiff    `json:"teardown"`
+	Hooks      StepsDiff    `json:"hooks"`
 	Supervisor []string     `json:"supervisor"` // changed [supervisor] keys
 }
 
@@ -90,7 +91,7 @@ func instancesOf(p *Program) []string {
 	return p.InstanceNames(p.Replicas)
 }
 
-// StepsDiff is the diff of the teardown steps.
+// StepsDiff is the diff of the teardown steps, or of the hooks.
 type StepsDiff struct {
 	Added     []DiffEntry  `json:"added"`
 	Removed   []DiffEntry  `json:"removed"`
@@ -100,14 +101,15 @@ type StepsDiff struct {
 
 // Compare returns the diff from old (the running configuration) to new
 // (the one a reload would apply). Programs are listed in the order of
-// new, removed ones in the order of old, steps by name. Every list is
+// new, removed ones in the order of old, steps and hooks by name. Every list is
 // non-nil, so the JSON form has arrays, never null. Programs are
 // compared as tables (Definitions), with their templates: a program with
 // replicas is one entry, whose change of count is its Replicas.
 func Compare(old, new *Config) *ConfigDiff {
 	d := &ConfigDiff{
 		Added: []DiffEntry{}, Removed: []DiffEntry{}, Changed: []DiffChange{}, Unchanged: []string{},
-		Teardown:   StepsDiff{Added: []DiffEntry{}, Removed: []DiffEntry{}, Changed: []DiffChange{}, Unchanged: []string{}},
+		Teardown:   newStepsDiff(),
+		Hooks:      newStepsDiff(),
 		Supervisor: old.Supervisor.Diff(&new.Supervisor),
 	}
 	if d.Supervisor == nil {
@@ -158,14 +160,36 @@ func Compare(old, new *Config) *ConfigDiff {
 				Keys: teardownKeys.diff("", was, now, nil)})
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(old.Hooks)) {
+		if new.Hooks[name] == nil {
+			d.Hooks.Removed = append(d.Hooks.Removed, DiffEntry{Name: name, Origin: old.Hooks[name].Origin()})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(new.Hooks)) {
+		now, was := new.Hooks[name], old.Hooks[name]
+		switch {
+		case was == nil:
+			d.Hooks.Added = append(d.Hooks.Added, DiffEntry{Name: name, Origin: now.Origin()})
+		case was.Equal(now):
+			d.Hooks.Unchanged = append(d.Hooks.Unchanged, name)
+		default:
+			d.Hooks.Changed = append(d.Hooks.Changed, DiffChange{Name: name, Origin: now.Origin(),
+				Keys: hookKeys.diff("", was, now, nil)})
+		}
+	}
 	return d
+}
+
+func newStepsDiff() StepsDiff {
+	return StepsDiff{Added: []DiffEntry{}, Removed: []DiffEntry{}, Changed: []DiffChange{}, Unchanged: []string{}}
 }
 
 // Empty reports whether applying the diff would change nothing.
 func (d *ConfigDiff) Empty() bool {
-	t := d.Teardown
+	t, h := d.Teardown, d.Hooks
 	return len(d.Added)+len(d.Removed)+len(d.Changed)+len(d.Supervisor)+
-		len(t.Added)+len(t.Removed)+len(t.Changed) == 0
+		len(t.Added)+len(t.Removed)+len(t.Changed)+
+		len(h.Added)+len(h.Removed)+len(h.Changed) == 0
 }
 
 // String writes the diff for a terminal, one line per change, then the
@@ -178,6 +202,7 @@ func (d *ConfigDiff) Empty() bool {
 //	changed worker (conf.d/worker.toml:1): stop_timeout; in place
 //	changed api (supervise.toml:20): replicas 2 -> 4 (starts api:2, api:3); in place
 //	teardown added flush (supervise.toml:30)
+//	hook changed page (conf.d/hooks.toml:1): events
 //	supervisor changed: log_level
 //	unchanged: 3 programs
 func (d *ConfigDiff) String() string {
@@ -216,6 +241,11 @@ func (d *ConfigDiff) String() string {
 	entries("teardown removed", d.Teardown.Removed)
 	for _, c := range d.Teardown.Changed {
 		fmt.Fprintf(&b, "teardown changed %s%s: %s\n", c.Name, at(c.Origin), strings.Join(c.Keys, ", "))
+	}
+	entries("hook added", d.Hooks.Added)
+	entries("hook removed", d.Hooks.Removed)
+	for _, c := range d.Hooks.Changed {
+		fmt.Fprintf(&b, "hook changed %s%s: %s\n", c.Name, at(c.Origin), strings.Join(c.Keys, ", "))
 	}
 	if len(d.Supervisor) > 0 {
 		fmt.Fprintf(&b, "supervisor changed: %s\n", strings.Join(d.Supervisor, ", "))

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"syscall"
 	"time"
+
+	"github.com/supervise/supervise/events"
 )
 
 //go:generate go test -run ^TestReadmeReference$ -update .
@@ -45,7 +47,7 @@ var supervisorKeys = schema[Supervisor]{
 	key("metrics", func(s *Supervisor) *string { return &s.Metrics }, hostPortCodec, "",
 		"serve Prometheus `/metrics` and `/healthz` over HTTP at this address, such as `\"127.0.0.1:9100\"`; `\"\"` disables it"),
 	key("include", func(s *Supervisor) *[]string { return &s.Include }, includeCodec, nil,
-		"files of more `[programs.*]` and `[teardown.*]` tables, such as `[\"conf.d/*.toml\"]`, read in lexical order"),
+		"files of more `[programs.*]`, `[teardown.*]` and `[hooks.*]` tables, such as `[\"conf.d/*.toml\"]`, read in lexical order"),
 }
 
 var programKeys = schema[Program]{
@@ -249,6 +251,17 @@ var teardownKeys = schema[TeardownStep]{
 		"the step's place in the teardown among program stops: lower runs first"),
 	key("timeout", func(s *TeardownStep) *time.Duration { return &s.Timeout }, positiveDurationCodec, DefaultTeardownTimeout,
 		"the command is killed when it runs longer"),
+}
+
+var hookKeys = schema[Hook]{
+	key("command", func(h *Hook) *[]string { return &h.Command }, commandCodec, nil,
+		"the command to run; an array is the argv, with no shell. It gets the event's JSON on its standard input and in `SUPERVISE_EVENT`, with `SUPERVISE_EVENT_KIND`, `SUPERVISE_PROGRAM` and `SUPERVISE_EVENTS_COALESCED`").mandatory(),
+	key("events", func(h *Hook) *[]events.Kind { return &h.Events }, kindsCodec, nil,
+		"the kinds of events that run it; `[]` is every kind"),
+	key("programs", func(h *Hook) *[]string { return &h.Programs }, hookProgramsCodec, nil,
+		"the programs whose events run it (`NAME` includes its instances `NAME:i`); `[]` is every program's, and the supervisor's own events"),
+	key("timeout", func(h *Hook) *time.Duration { return &h.Timeout }, positiveDurationCodec, DefaultHookTimeout,
+		"a run that lasts longer is killed with its process group"),
 }
 
 func cond(ok bool, s string) string {

@@ -42,7 +42,13 @@ func referenceTables() []refTable {
 		}
 	}
 	return append(tables, refTable{header: "teardown.NAME", keys: teardownKeys.refs(),
-		intro: "Extra teardown steps, run as commands during shutdown; NAME must differ from every program's."})
+		intro: "Extra teardown steps, run as commands during shutdown; NAME must differ from every program's."},
+		refTable{header: "hooks.NAME", keys: hookKeys.refs(),
+			intro: "Commands run on events (see `supervise help events` for the kinds). At most one run of a hook " +
+				"goes on at a time: the events that arrive meanwhile are coalesced into the next run, which gets the " +
+				"latest of them with their count (`coalesced` in the JSON). A hook that fails or outlasts its " +
+				"`timeout` is logged and affects no program. Hooks still run during the teardown, after the program " +
+				"stops and before the remaining processes are terminated. A reload adds, removes and changes hooks."})
 }
 
 // reference writes the key reference in Markdown.

@@ -37,16 +37,16 @@ func (w Warning) String() string {
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Warnings checks what the file names on this machine, as a start would
-// find it now: that each program's (and teardown step's) command[0], and
-// the command of each exec probe, exists and is executable (a name
-// without "/" looked up in the PATH the program gets), that its directory
-// exists, that its user and group exist (as procs.Credential resolves
-// them; unknown numeric ids are allowed) and that the directory of a
-// stdout or stderr file exists. It checks every instance, with its
-// templates replaced, and reports a problem that instances share once. It
-// returns the problems in file order, none when all is well. It reads the
-// file system and the user database, so it is for `validate`, not for the
-// event loop.
+// find it now: that each program's, teardown step's and hook's
+// command[0], and the command of each exec probe, exists and is
+// executable (a name without "/" looked up in the PATH the program gets),
+// that its directory exists, that its user and group exist (as
+// procs.Credential resolves them; unknown numeric ids are allowed) and
+// that the directory of a stdout or stderr file exists. It checks every
+// instance, with its templates replaced, and reports a problem that
+// instances share once. It returns the problems in file order, none when
+// all is well. It reads the file system and the user database, so it is
+// for `validate`, not for the event loop.
 func (c *Config) Warnings() []Warning {
 	var out []Warning
 	// Instances share their table: a problem they have in common is
@@ -116,6 +116,13 @@ func (c *Config) Warnings() []Warning {
 		if msg := checkCommand(s.Command, "", os.Getenv("PATH")); msg != "" {
 			line := c.lines[s.File].line("teardown", name, "command")
 			out = append(out, Warning{File: s.File, Line: line, Program: "teardown." + name, Key: "command", Msg: msg})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Hooks)) {
+		h := c.Hooks[name]
+		if msg := checkCommand(h.Command, "", os.Getenv("PATH")); msg != "" {
+			line := c.lines[h.File].line("hooks", name, "command")
+			out = append(out, Warning{File: h.File, Line: line, Program: "hooks." + name, Key: "command", Msg: msg})
 		}
 	}
 	return out

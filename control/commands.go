@@ -69,8 +69,12 @@ when it ended the run.`,
 		Summary: "Show the programs: a table, or {\"programs\": [...]} with --json.",
 		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true,
 			Help: "show only these programs (a program with replicas: its instances), or NAME:i"}},
+		Help: `With --watch, the table is drawn again whenever an event changes it (see
+'supervise help events'), until Ctrl-C; when the output is not a terminal,
+each change is printed as one line instead.`,
 		Flags: []Flag{
 			{Name: "json", Kind: KindBool, Help: "print JSON instead of the table"},
+			{Name: "watch", Kind: KindBool, Help: "keep the table up to date as events happen, until interrupted"},
 			flagFind, flagSocket,
 		},
 		Print: printStatus,
@@ -129,6 +133,25 @@ never wait for it. Output that goes to files is not kept: read the files.`,
 			"supervisor does the same. A file a program writes itself (no log_max_size) stays\n"+
 			"open in the program: rotate it with logrotate's copytruncate."),
 	&Command{
+		Name:    CmdEvents,
+		Summary: "Stream the supervisor's events, one per line, until interrupted.",
+		Help: `Kinds: state (from, to, reason, pid, exit code or signal), ready, not_ready,
+failed, breaker_open, breaker_half_open, breaker_closed, watchdog, probe,
+reload (with the diff), teardown, teardown_step and critical_exit. Each event
+has at, seq (1, 2, 3, ... in one supervisor run), kind and program ("" for
+the supervisor's own). A reader too slow for the events gets a "lost" line
+saying how many it missed. With NAME, only the events of those programs
+(and of their instances, NAME:i).`,
+		Stream: true,
+		Args: []Arg{{Name: "NAME", Kind: KindProgram, Optional: true, Repeat: true,
+			Help: "only the events of these programs (a program with replicas: all its instances), or NAME:i"}},
+		Flags: []Flag{
+			{Name: "json", Kind: KindBool, Help: "print each event as one line of JSON"},
+			flagFind, flagSocket,
+		},
+		Print: printEvent,
+	},
+	&Command{
 		Name:    "check",
 		Summary: "Exit 0 if the supervisor's heartbeat file is fresh, else 1: for HEALTHCHECK and exec probes.",
 		Help: "Without --ready: the liveness of the supervisor itself (its event loop writes the heartbeat file).\n" +
@@ -181,6 +204,25 @@ func PrintResponse(w io.Writer, _ *Invocation, r Response) error {
 	}
 	if len(r.Programs) > 0 {
 		return WriteTable(w, r.Programs)
+	}
+	return nil
+}
+
+// printEvent prints one event of `supervise events`: its text line, or
+// with --json its JSON. Replies without an event (the stream's opening
+// one) print nothing.
+func printEvent(w io.Writer, inv *Invocation, r Response) error {
+	if r.Event == nil {
+		return nil
+	}
+	var line []byte
+	if inv.Bool("json") {
+		line = r.Event.JSON()
+	} else {
+		line = []byte(r.Event.Text())
+	}
+	if _, err := w.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("writing events: %w", err)
 	}
 	return nil
 }

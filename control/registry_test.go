@@ -138,7 +138,8 @@ Flags:
 	for _, line := range []string{
 		"  supervise [run] [-c FILE] [-s SOCKET] [--log-level L] [--log-format console|json] [-- CMD [ARG...]]\n",
 		"  supervise validate [-c FILE] [--strict] [--diff] [--json]\n",
-		"  supervise status [NAME...] [--json]\n",
+		"  supervise status [NAME...] [--json] [--watch]\n",
+		"  supervise events [NAME...] [--json]\n",
 		"  supervise start NAME...\n",
 		"  supervise signal NAME SIGNAL\n",
 		"  supervise check [-c FILE] [--ready] [--json] [--heartbeat FILE] [--max-age DURATION]\n",
@@ -156,7 +157,7 @@ Flags:
 }
 
 func TestUnknownCommand(t *testing.T) {
-	all := "; commands: run, validate, status, start, stop, restart, reset, signal, scale, reload, shutdown, logs, reopen-logs, check, import, version, help"
+	all := "; commands: run, validate, status, start, stop, restart, reset, signal, scale, reload, shutdown, logs, reopen-logs, events, check, import, version, help"
 	for name, want := range map[string]string{
 		"statuss": `unknown command "statuss" (did you mean "status"?)`,
 		"stat":    `unknown command "stat" (did you mean "start"?)`,

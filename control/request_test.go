@@ -40,7 +40,7 @@ func TestParseRequestValid(t *testing.T) {
 }
 
 func TestParseRequestInvalid(t *testing.T) {
-	const want = "(want one of status, start, stop, restart, reset, signal, scale, reload, shutdown, logs, reopen-logs)"
+	const want = "(want one of status, start, stop, restart, reset, signal, scale, reload, shutdown, logs, reopen-logs, events)"
 	tests := []struct{ in, want string }{
 		{``, `bad request: empty request`},
 		{`   `, `bad request: empty request`},

@@ -36,6 +36,8 @@ package control
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/supervise/supervise/events"
 )
 
 // ProtocolVersion is the version of the wire protocol this package
@@ -55,6 +57,7 @@ const (
 	CmdReload   = "reload"
 	CmdShutdown = "shutdown"
 	CmdScale    = "scale"
+	CmdEvents   = "events"
 )
 
 // ParamSignal is the parameter of CmdSignal that holds the signal (a name
@@ -113,6 +116,8 @@ type Response struct {
 	Programs []ProgramStatus `json:"programs,omitempty"`
 	// Logs is a reply of CmdLogs.
 	Logs *LogChunk `json:"logs,omitempty"`
+	// Event is one event of the events stream (SPEC section 15).
+	Event *events.Event `json:"event,omitempty"`
 	// Diff is the difference a reload would apply (reload --dry-run), as
 	// JSON: added, removed, changed (with keys), unchanged.
 	Diff json.RawMessage `json:"diff,omitempty"`

@@ -56,7 +56,7 @@ func (s *Supervisor) serveMetrics(addr string) error {
 	}
 	errLog, _ := zap.NewStdLogAt(s.log.With(zap.String("addr", ln.Addr().String())), zap.WarnLevel)
 	srv := &http.Server{
-		Handler:           metricsHandler(status),
+		Handler:           metricsHandler(status, s.writeEventMetrics),
 		ReadHeaderTimeout: metricsReadHeaderTimeout,
 		WriteTimeout:      metricsWriteTimeout,
 		IdleTimeout:       metricsIdleTimeout,
@@ -86,7 +86,8 @@ func (s *Supervisor) serveMetrics(addr string) error {
 
 // metricsHandler routes the endpoint's requests. status asks the event loop
 // for every program's status; it must return by its context's deadline.
-func metricsHandler(status func(context.Context) control.Response) http.Handler {
+// extra write more families after the programs'.
+func metricsHandler(status func(context.Context) control.Response, extra ...func(io.Writer)) http.Handler {
 	mux := http.NewServeMux()
 	// "GET" patterns match HEAD too; a method no pattern allows gets 405
 	// with an Allow header, on every path since "GET /" matches them all.
@@ -97,6 +98,9 @@ func metricsHandler(status func(context.Context) control.Response) http.Handler 
 		}
 		var b bytes.Buffer
 		writeMetrics(&b, progs)
+		for _, f := range extra {
+			f(&b)
+		}
 		reply(w, http.StatusOK, "text/plain; version=0.0.4; charset=utf-8", b.Bytes())
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -211,10 +211,17 @@ func (p *program) keepProbeTotals(a *probeAttachment) {
 	}
 }
 
-// onProbe handles a change of state of a probe of p's current run.
+// onProbe handles a change of state of a probe of p's current run. The
+// change is a Probe event (from, to); what it makes the machine do
+// publishes its own (ready, not_ready, or a probe firing with its action).
 func (s *Supervisor) onProbe(p *program, ev probed) {
 	log := p.log.With(zap.String("probe", ev.probe))
 	cfg := p.cfg()
+	why := ev.st.LastError
+	if ev.to == probe.Passing {
+		why = ev.line
+	}
+	s.publishProbe(p, ev.probe, string(ev.from), string(ev.to), why)
 	switch ev.probe {
 	case probeReadiness:
 		switch ev.to {

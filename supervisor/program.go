@@ -11,6 +11,7 @@ import (
 
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/breaker"
 	"github.com/supervise/supervise/supervisor/lifecycle"
@@ -96,6 +97,11 @@ func (s *Supervisor) execute(p *program, a lifecycle.Action) {
 	case lifecycle.Remove:
 		s.deleteProgram(p)
 	case lifecycle.Critical:
+		if !s.shutting {
+			s.publish(events.CriticalExit, p.name, func(ev *events.Event) {
+				ev.Reason, ev.ExitCode = a.Reason, intp(a.Code)
+			})
+		}
 		s.beginTeardown(a.Reason, a.Code)
 	case lifecycle.Emit:
 		s.record(p, a.Record)
@@ -113,8 +119,9 @@ func (s *Supervisor) start(p *program, why string, operator bool) string {
 	return r
 }
 
-// record logs what p's machine reports.
+// record logs what p's machine reports, and publishes it as an event.
 func (s *Supervisor) record(p *program, r lifecycle.Record) {
+	s.publishRecord(p, r)
 	log := p.log
 	switch r := r.(type) {
 	case lifecycle.Transition:

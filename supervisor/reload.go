@@ -16,6 +16,7 @@ import (
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/systemd"
 	"github.com/supervise/supervise/watch/changes"
@@ -263,6 +264,7 @@ func (s *Supervisor) onConfigRead(ev configRead) {
 	}
 	if ev.err != nil {
 		s.log.Error("reload: invalid configuration, keeping the running one", zap.String("why", why), zap.Error(ev.err))
+		s.publish(events.Reload, "", func(e *events.Event) { e.Reason, e.Error = why, ev.err.Error() })
 		answer(control.Response{Error: "configuration unchanged: " + ev.err.Error()})
 		return
 	}
@@ -271,9 +273,16 @@ func (s *Supervisor) onConfigRead(ev configRead) {
 		return // the files hold what was applied last
 	}
 	s.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", systemd.MonotonicNow().Microseconds()))
+	// The event's diff is the one reload --dry-run shows, from the running
+	// configuration; it is made only when someone may want the event.
+	var diff events.Diff
+	if s.wanted(events.Reload, "") {
+		diff = s.diffJSON(conf.Compare(s.cfg, ev.cfg))
+	}
 	msg := s.apply(ev.cfg)
 	s.cfgDigest = &digest
 	s.log.Info("configuration reloaded", zap.String("why", why), zap.String("changes", msg))
+	s.publish(events.Reload, "", func(e *events.Event) { e.Reason, e.Diff = why, diff })
 	s.sdNotify("READY=1\nSTATUS=" + s.summary())
 	progs, _ := s.status(nil)
 	answer(control.Response{OK: true, Message: msg, Programs: progs})
@@ -321,7 +330,8 @@ func (s *Supervisor) onConfigAsked(ev configAsked) {
 
 // apply makes cfg the running configuration: new programs start, removed
 // ones stop, changed ones restart with their new settings, unchanged ones
-// are not touched.
+// are not touched; hooks are added, removed and changed. It returns a
+// message for the log.
 func (s *Supervisor) apply(cfg *conf.Config) string {
 	old := s.cfg
 	var added, removed, changed []string
@@ -398,9 +408,7 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	if old.Supervisor.HeartbeatFile != cfg.Supervisor.HeartbeatFile || old.Supervisor.HeartbeatInterval != cfg.Supervisor.HeartbeatInterval {
 		s.scheduleSelfBeat(true)
 	}
-	if len(added)+len(removed)+len(changed) == 0 {
-		return "no program changed"
-	}
+	hooksAdded, hooksRemoved, hooksChanged := s.applyHooks(cfg.Hooks)
 	var parts []string
 	if len(added) > 0 {
 		parts = append(parts, "added "+joinInstances(added))
@@ -410,6 +418,17 @@ func (s *Supervisor) apply(cfg *conf.Config) string {
 	}
 	if len(changed) > 0 {
 		parts = append(parts, "changed "+joinInstances(changed))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no program changed")
+	}
+	for _, h := range []struct {
+		what  string
+		names []string
+	}{{"added hooks", hooksAdded}, {"removed hooks", hooksRemoved}, {"changed hooks", hooksChanged}} {
+		if len(h.names) > 0 {
+			parts = append(parts, h.what+" "+joinNames(h.names))
+		}
 	}
 	return strings.Join(parts, "; ")
 }

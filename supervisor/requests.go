@@ -35,7 +35,8 @@ var loopCommands = map[string]loopCommand{
 
 // controlHandlers is the control server's dispatch: a handler for each
 // remote command of control.Commands (Serve refuses to run without one
-// for each). Unary commands go through the event loop in Handle.
+// for each). Unary commands go through the event loop in Handle; the
+// events stream has its own handler, streamEvents.
 func (s *Supervisor) controlHandlers() control.Handlers {
 	unary := control.Unary(s.Handle)
 	hs := control.Handlers{}
@@ -44,6 +45,7 @@ func (s *Supervisor) controlHandlers() control.Handlers {
 	}
 	hs[control.CmdLogs] = s.cmdLogs
 	hs[control.CmdReopenLogs] = control.Unary(s.cmdReopenLogs)
+	hs[control.CmdEvents] = s.streamEvents
 	return hs
 }
 

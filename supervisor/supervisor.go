@@ -32,6 +32,7 @@ import (
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
+	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/supervisor/shutdown"
@@ -151,6 +152,9 @@ type Supervisor struct {
 	orphans      chan struct{}
 	started      time.Time
 	refusals     refusals
+	bus          events.Bus // the events stream's subscribers, sequence and counts
+	hooks        hookSet
+	hookStats    hookStats // the hooks' counters, read by metrics off the loop
 	// endingProbes are the probes of ended runs with an attempt still in
 	// flight, waited for when Run returns.
 	endingProbes []*probeAttachment
@@ -296,17 +300,21 @@ func (s *Supervisor) Run(ctx context.Context) (int, error) {
 				for _, ev := range evs {
 					s.handle(ev)
 				}
+				s.bus.Flush()
 				s.opts.LogBatch(false)
 				break
 			}
 			for _, ev := range evs {
 				s.handle(ev)
 			}
+			s.bus.Flush()
 		case <-ctxDone:
 			ctxDone = nil
 			s.beginTeardown("context cancelled", 0)
 		}
 	}
+	// The streams get the events published so far, then their end.
+	s.bus.Close()
 	return s.exitCode, nil
 }
 
@@ -381,6 +389,8 @@ func (s *Supervisor) setup() error {
 }
 
 func (s *Supervisor) cleanup() {
+	s.bus.Close()
+	s.stopHooks()
 	if s.reading != nil {
 		<-s.reading // it reads regular files only, and may use the watcher
 	}
@@ -419,6 +429,7 @@ func (s *Supervisor) applyInitial() {
 		s.order = append(s.order, name)
 	}
 	s.indexDependencies()
+	s.applyHooks(s.cfg.Hooks)
 	for _, name := range s.order {
 		if p := s.progs[name]; p != nil && p.cfg().Autostart {
 			s.start(p, "autostart", false)
@@ -499,6 +510,12 @@ func (s *Supervisor) handle(ev event) {
 		s.beginTeardown(ev.reason, ev.code)
 	case teardownDone:
 		s.finishTeardown(ev.result)
+	case subscribe:
+		s.onSubscribe(ev)
+	case stepProgress:
+		s.onStepProgress(ev)
+	case hooksFlush:
+		s.flushHooks(ev.done)
 	case selfBeat:
 		s.writeSelfBeat()
 		s.scheduleSelfBeat(false)

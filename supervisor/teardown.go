@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/supervise/supervise/conf"
+	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/supervisor/shutdown"
@@ -26,6 +27,9 @@ func (s *Supervisor) beginTeardown(reason string, code int) {
 	s.exitCode = code
 	s.exitReason = reason
 	s.log.Info("teardown", zap.String("reason", reason), zap.Int("exit_code", code))
+	s.publish(events.Teardown, "", func(ev *events.Event) {
+		ev.Phase, ev.Reason, ev.ExitCode = "begin", reason, intp(code)
+	})
 	s.sdNotify("STOPPING=1\nSTATUS=stopping: " + reason)
 	// No more restarts: pending backoffs and trials are cancelled.
 	for _, name := range s.order {
@@ -36,6 +40,9 @@ func (s *Supervisor) beginTeardown(reason string, code int) {
 	steps, err := s.teardownSteps()
 	if err != nil {
 		s.log.Error("teardown order", zap.Error(err))
+	}
+	if len(s.hooks.byName) > 0 {
+		steps = append(steps, s.hooksStep(steps))
 	}
 	s.teardownCh = make(chan struct{})
 	force := s.teardownCh
@@ -157,6 +164,12 @@ func (s *Supervisor) finishTeardown(res shutdown.Result) {
 	for name, err := range res.Errors {
 		s.log.Warn("teardown step failed", zap.String("step", name), zap.Error(err))
 	}
+	s.publish(events.Teardown, "", func(ev *events.Event) {
+		ev.Phase, ev.ExitCode = "end", intp(s.exitCode)
+		if len(res.Unfinished) > 0 {
+			ev.Error = "unfinished: " + strings.Join(res.Unfinished, ", ")
+		}
+	})
 	// Anything still running now was SIGKILLed; its exit may still be in
 	// flight, which no longer matters.
 	s.log.Info("supervisor exiting", zap.Int("exit_code", s.exitCode), zap.Duration("teardown", res.Duration.Round(time.Millisecond)))
@@ -211,7 +224,80 @@ func (s *Supervisor) teardownSteps() ([]shutdown.Step, error) {
 			Fn:      func(ctx context.Context) error { return s.runCommand(ctx, t) },
 		})
 	}
+	for i := range steps {
+		steps[i].Fn = s.reportStep(steps[i].Name, steps[i].Fn)
+	}
 	return steps, nil
+}
+
+// stepProgress: a teardown step started or ended (err is its failure).
+type stepProgress struct {
+	name string
+	end  bool
+	err  error
+}
+
+func (stepProgress) isEvent() {}
+
+// reportStep wraps a step's function to report its start and end to the
+// loop, which publishes them (TeardownStep events).
+func (s *Supervisor) reportStep(name string, fn func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		s.box.push(stepProgress{name: name})
+		err := fn(ctx)
+		s.box.push(stepProgress{name: name, end: true, err: err})
+		return err
+	}
+}
+
+func (s *Supervisor) onStepProgress(sp stepProgress) {
+	program, _ := strings.CutPrefix(sp.name, "program ")
+	if program == sp.name {
+		program = ""
+	}
+	s.publish(events.TeardownStep, program, func(ev *events.Event) {
+		ev.Step, ev.Phase = sp.name, "start"
+		if sp.end {
+			ev.Phase = "end"
+		}
+		if sp.err != nil {
+			ev.Error = sp.err.Error()
+		}
+	})
+}
+
+// hooksFlush: the teardown waits for the hooks; done is closed once they
+// have run what they were given and ended.
+type hooksFlush struct{ done chan struct{} }
+
+func (hooksFlush) isEvent() {}
+
+// hooksStep is the teardown step that lets the hooks run the events of
+// the teardown (critical_exit, the program stops) before the remaining
+// processes are terminated: it comes after every other step. Events
+// after it run no hook.
+func (s *Supervisor) hooksStep(steps []shutdown.Step) shutdown.Step {
+	prio := 0
+	for i, st := range steps {
+		if i == 0 || st.Priority+1 > prio {
+			prio = st.Priority + 1
+		}
+	}
+	return shutdown.Step{
+		Name:     "hooks",
+		Priority: prio,
+		Timeout:  s.hooksTeardownTimeout(),
+		Fn: func(ctx context.Context) error {
+			done := make(chan struct{})
+			s.box.push(hooksFlush{done: done})
+			select {
+			case <-done:
+				return nil
+			case <-ctx.Done():
+				return fmt.Errorf("hooks still running: %w", ctx.Err())
+			}
+		},
+	}
 }
 
 // runCommand runs a [teardown.X] command through the reaper, killing its

@@ -142,7 +142,7 @@ func TestIncludeProblems(t *testing.T) {
 	s.put(t, "conf.d/c.toml", sleeper("c")+"\n[supervisor]\nlog_level = \"error\"\n")
 	cf := filepath.Join(s.dir, "conf.d/c.toml")
 	r = runBin(t, 20*time.Second, "validate", "-c", main)
-	want = cf + ":4: [supervisor] is not allowed in an included file, which may hold only [programs.*] and [teardown.*] tables"
+	want = cf + ":4: [supervisor] is not allowed in an included file, which may hold only [programs.*], [teardown.*] and [hooks.*] tables"
 	if r.code != 2 || !strings.Contains(r.stdout+r.stderr, want) {
 		t.Errorf("validate with [supervisor] included: %s, want exit 2 and %q", r, want)
 	}

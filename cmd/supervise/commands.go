@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,6 +186,10 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 		t := cfg.Teardown[name]
 		fmt.Fprintf(stdout, "  %s%s\n", t.Summary(), origin(t.Origin()))
 	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Hooks)) {
+		h := cfg.Hooks[name]
+		fmt.Fprintf(stdout, "  %s%s\n", h.Summary(), origin(h.Origin()))
+	}
 	warnings := cfg.Warnings()
 	sort.SliceStable(warnings, func(i, j int) bool { return warnings[i].Line < warnings[j].Line })
 	for _, w := range warnings {
@@ -201,7 +207,7 @@ func cmdValidate(inv *control.Invocation, stdout, stderr io.Writer) (int, error)
 	return code, nil
 }
 
-// origin formats where a program or step comes from, for validate.
+// origin formats where a program, step or hook comes from, for validate.
 func origin(at string) string {
 	if at == "" {
 		return ""
@@ -380,6 +386,9 @@ func cmdControl(inv *control.Invocation, stdout, stderr io.Writer) (int, error) 
 		if _, err := control.ParseSince(v, time.Now()); err != nil {
 			return 2, usageError{fmt.Sprintf("--since: %v", err)}
 		}
+	}
+	if inv.Command.Name == control.CmdStatus && inv.Bool("watch") {
+		return cmdStatusWatch(inv, stdout, stderr)
 	}
 	path, code, err := socketFor(inv.Value("config"), inv.Value("socket"))
 	if err != nil {

@@ -67,6 +67,11 @@ type Machine struct {
 
 	now time.Time
 	out []Action
+	// stepping is set while Step runs; a breaker transition observed
+	// outside it (a read at a later time half-opens an open breaker) is
+	// kept in early and reported by the next Step.
+	stepping bool
+	early    []Action
 }
 
 // New returns the machine of a program with settings cfg, stopped.
@@ -102,7 +107,8 @@ func (m *Machine) newBreaker(cfg *conf.Program) {
 // The returned slice belongs to the caller.
 func (m *Machine) Step(ev Event, now time.Time) []Action {
 	m.now = now
-	m.out = nil
+	m.out, m.early = m.early, nil
+	m.stepping = true
 	switch ev := ev.(type) {
 	case Start:
 		m.start(ev)
@@ -129,10 +135,17 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 	default:
 		panic(fmt.Sprintf("lifecycle: unknown event %T", ev))
 	}
+	m.stepping = false
 	return m.out
 }
 
-func (m *Machine) do(a Action)   { m.out = append(m.out, a) }
+func (m *Machine) do(a Action) {
+	if !m.stepping {
+		m.early = append(m.early, a)
+		return
+	}
+	m.out = append(m.out, a)
+}
 func (m *Machine) emit(r Record) { m.do(Emit{Record: r}) }
 
 func (m *Machine) to(st State, why string) {

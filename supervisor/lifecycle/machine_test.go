@@ -310,3 +310,29 @@ func TestRequired(t *testing.T) {
 		}
 	}
 }
+
+// A breaker transition seen outside Step (status reads the breaker after
+// its reset_timeout and half-opens it) is not lost: the next Step reports
+// it, before what that step does.
+func TestBreakerChangeOutsideStepIsReported(t *testing.T) {
+	d := newDriver(t, prog(nil))
+	inOpen(d)
+	d.now = d.now.Add(time.Minute)
+	if st := d.m.Breaker().State(d.now); st != breaker.HalfOpen {
+		t.Fatalf("breaker %s after reset_timeout", st)
+	}
+	d.fire(TimerHalfOpen, 0)
+	if len(d.records) == 0 {
+		t.Fatal("no records")
+	}
+	bc, ok := d.records[0].(BreakerChange)
+	if !ok || bc.From != breaker.Open || bc.To != breaker.HalfOpen {
+		t.Fatalf("first record %#v, want the open -> half_open change (records %v)", d.records[0], d.records)
+	}
+	for _, r := range d.records[1:] {
+		if c, ok := r.(BreakerChange); ok && c.To == breaker.HalfOpen {
+			t.Fatalf("half-open reported twice: %v", d.records)
+		}
+	}
+	d.want(Running)
+}
