@@ -108,8 +108,13 @@ command = ["/bin/sleep", "1000"]
 			strings.Contains(js.stdout.String(), `"program":"a"`), text.stdout.String()
 	})
 	s.ctl(t, "restart", "b")
-	waitFor(t, "the json stream sees b", waitDefault, func() (bool, string) {
-		return strings.Contains(js.stdout.String(), `"program":"b"`), js.stdout.String()
+	waitFor(t, "the json stream sees b running again", waitDefault, func() (bool, string) {
+		for _, line := range strings.Split(js.stdout.String(), "\n") {
+			if strings.Contains(line, `"program":"b"`) && strings.Contains(line, `"to":"running"`) {
+				return true, ""
+			}
+		}
+		return false, js.stdout.String()
 	})
 	if code := text.interrupt(t); code != 0 {
 		t.Errorf("events a: exit %d on Ctrl-C, stderr %q", code, text.stderr.String())
