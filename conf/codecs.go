@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // The codecs of the key declarations: how each kind of value is read,

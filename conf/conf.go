@@ -71,7 +71,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // RestartPolicy says when a program that ended is started again.

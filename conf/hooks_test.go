@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 func TestHooksDecode(t *testing.T) {

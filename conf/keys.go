@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 //go:generate go test -run ^TestReadmeReference$ -update .

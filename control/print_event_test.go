@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // `supervise events` prints one line per event, text or JSON, and

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // writeGroup bounds the bytes of replies written by one system call.

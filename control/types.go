@@ -37,7 +37,7 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // ProtocolVersion is the version of the wire protocol this package

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/supervise/supervise/control"
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // Real probes publish their changes of state as probe events (from, to,

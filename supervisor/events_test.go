@@ -15,7 +15,7 @@ import (
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 )
 

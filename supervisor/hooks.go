@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/supervise/supervise/conf"
-	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // Hooks (SPEC §15): each [hooks.NAME] has a runner, a goroutine that

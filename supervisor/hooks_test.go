@@ -13,7 +13,7 @@ import (
 
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/control"
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // recordRun is a hook command that records each run in $DIR/runs: N.stdin

@@ -5,7 +5,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // writeEventMetrics renders the events' and the hooks' counters in the

@@ -11,9 +11,9 @@ import (
 
 	"github.com/supervise/supervise/clock"
 	"github.com/supervise/supervise/conf"
-	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/procs"
 	"github.com/supervise/supervise/supervisor/breaker"
+	"github.com/supervise/supervise/supervisor/events"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
-	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/supervisor/breaker"
+	"github.com/supervise/supervise/supervisor/events"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/supervise/supervise/conf"
 	"github.com/supervise/supervise/control"
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/systemd"
 	"github.com/supervise/supervise/watch/changes"

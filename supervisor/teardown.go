@@ -11,8 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/supervise/supervise/conf"
-	"github.com/supervise/supervise/events"
 	"github.com/supervise/supervise/procs"
+	"github.com/supervise/supervise/supervisor/events"
 	"github.com/supervise/supervise/supervisor/lifecycle"
 	"github.com/supervise/supervise/supervisor/shutdown"
 )

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/supervise/supervise/events"
+	"github.com/supervise/supervise/supervisor/events"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer process and a reader.
