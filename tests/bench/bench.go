@@ -61,7 +61,15 @@ type Options struct {
 	// ScaleNs replaces the sizes of the scale figure (100, 1000, 10000; 5
 	// and 20 in smoke mode).
 	ScaleNs []int
+	// Peers, when not empty, limits the run to these peers (names as in
+	// Results.Present: supervise, supervisord, runit, s6, s6-notify, pm2,
+	// tini, dumb-init, monit, pm2-runtime); the others are reported absent
+	// as "not selected". A before/after run of supervise alone uses it.
+	Peers []string
 }
+
+// PeerNames are the names Options.Peers takes.
+var PeerNames = []string{"supervise", "supervisord", "runit", "s6", "s6-notify", "pm2", "tini", "dumb-init", "monit", "pm2-runtime"}
 
 // Figures are the names Options.Figures takes, in the order they run.
 var Figures = []string{"restart", "startup", "idle", "shutdown", "pid1", "pid1pair", "watchdog", "wdtail", "wdidle",
@@ -229,6 +237,11 @@ func Run(o Options) (*Results, error) {
 	for _, f := range o.Figures {
 		if !slices.Contains(Figures, f) {
 			return nil, fmt.Errorf("unknown figure %q; the figures are %s", f, strings.Join(Figures, ", "))
+		}
+	}
+	for _, p := range o.Peers {
+		if !slices.Contains(PeerNames, p) {
+			return nil, fmt.Errorf("unknown peer %q; the peers are %s", p, strings.Join(PeerNames, ", "))
 		}
 	}
 	h := &harness{o: o, p: fullParams, log: o.Log}
@@ -410,6 +423,10 @@ func Run(o Options) (*Results, error) {
 }
 
 func (h *harness) checkPresent(name string, bins []string) {
+	if len(h.o.Peers) > 0 && !slices.Contains(h.o.Peers, name) {
+		h.r.Absent[name] = "not selected"
+		return
+	}
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
 			h.r.Absent[name] = "missing " + b

@@ -265,3 +265,20 @@ func TestUnknownFigure(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestPeerSelection: an unknown peer name is refused before anything runs,
+// and a peer left out is reported absent as not selected.
+func TestPeerSelection(t *testing.T) {
+	if _, err := Run(Options{Peers: []string{"supervisor"}}); err == nil || !strings.Contains(err.Error(), `unknown peer "supervisor"`) {
+		t.Fatalf("Run with an unknown peer: %v, want the unknown peer named", err)
+	}
+	h := &harness{o: Options{Peers: []string{"supervise"}}, r: newResults(), present: map[string]bool{}}
+	h.checkPresent("runit", []string{"sh"})
+	h.checkPresent("supervise", nil)
+	if h.present["runit"] || h.r.Absent["runit"] != "not selected" {
+		t.Errorf("runit present %v, absent %q; want absent as not selected", h.present["runit"], h.r.Absent["runit"])
+	}
+	if !h.present["supervise"] {
+		t.Errorf("supervise not present although selected")
+	}
+}

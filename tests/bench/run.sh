@@ -5,7 +5,7 @@
 #   tests/bench/run.sh            full run (about 20 minutes, 2 cores)
 #   tests/bench/run.sh -smoke     every figure with tiny sizes, about 1.5 minutes
 # Other flags go to tests/bench/cmd/bench (-runs N, -json FILE, -md FILE,
-# -figures restart,crash,startup,idle,shutdown,pid1,pid1pair,watchdog,wdtail,
+# -peers supervise,runit,...; -figures restart,crash,startup,idle,shutdown,pid1,pid1pair,watchdog,wdtail,
 # wdidle,log,storm,scale; -profile, -compare BIN, -scale-ns 100,1000,10000).
 set -eu
 cd "$(dirname "$0")/../.."

@@ -3,7 +3,7 @@
 // Markdown tables (and, with -json, writes every sample as JSON).
 //
 //	go run ./tests/bench/cmd/bench [-smoke] [-runs N] [-supervise BIN] [-json FILE] [-md FILE]
-//	    [-figures LIST] [-light] [-profile] [-compare BIN] [-scale-ns LIST]
+//	    [-figures LIST] [-peers LIST] [-light] [-profile] [-compare BIN] [-scale-ns LIST]
 package main
 
 import (
@@ -29,6 +29,7 @@ func main() {
 	light := flag.Bool("light", false, "supervise the C probe (start-up, idle and shutdown figures only)")
 	profile := flag.Bool("profile", false, "with perf installed, add a perf profile of supervise to the wdidle figure")
 	compare := flag.String("compare", "", "a second supervise binary watching the same heartbeat files in the wdidle figure")
+	peers := flag.String("peers", "", "comma-separated peers to run (default: every one installed), e.g. supervise")
 	scaleNs := flag.String("scale-ns", "", "comma-separated sizes of the scale figure (default 100,1000,10000)")
 	flag.Parse()
 	o := bench.Options{Smoke: *smoke, Runs: *runs, Supervise: *sv, WorkDir: *work, Keep: *keep, Log: os.Stderr, Light: *light, Profile: *profile, Compare: *compare}
@@ -42,6 +43,9 @@ func main() {
 			os.Exit(2)
 		}
 		o.ScaleNs = append(o.ScaleNs, n)
+	}
+	if *peers != "" {
+		o.Peers = strings.Split(*peers, ",")
 	}
 	if *figs != "" {
 		o.Figures = strings.Split(*figs, ",")
