@@ -108,8 +108,6 @@ type StepsDiff struct {
 func Compare(old, new *Config) *ConfigDiff {
 	d := &ConfigDiff{
 		Added: []DiffEntry{}, Removed: []DiffEntry{}, Changed: []DiffChange{}, Unchanged: []string{},
-		Teardown:   newStepsDiff(),
-		Hooks:      newStepsDiff(),
 		Supervisor: old.Supervisor.Diff(&new.Supervisor),
 	}
 	if d.Supervisor == nil {
@@ -143,45 +141,39 @@ func Compare(old, new *Config) *ConfigDiff {
 			d.Changed = append(d.Changed, c)
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(old.Teardown)) {
-		if new.Teardown[name] == nil {
-			d.Teardown.Removed = append(d.Teardown.Removed, DiffEntry{Name: name, Origin: old.Teardown[name].Origin()})
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(new.Teardown)) {
-		now, was := new.Teardown[name], old.Teardown[name]
-		switch {
-		case was == nil:
-			d.Teardown.Added = append(d.Teardown.Added, DiffEntry{Name: name, Origin: now.Origin()})
-		case was.Equal(now):
-			d.Teardown.Unchanged = append(d.Teardown.Unchanged, name)
-		default:
-			d.Teardown.Changed = append(d.Teardown.Changed, DiffChange{Name: name, Origin: now.Origin(),
-				Keys: teardownKeys.diff("", was, now, nil)})
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(old.Hooks)) {
-		if new.Hooks[name] == nil {
-			d.Hooks.Removed = append(d.Hooks.Removed, DiffEntry{Name: name, Origin: old.Hooks[name].Origin()})
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(new.Hooks)) {
-		now, was := new.Hooks[name], old.Hooks[name]
-		switch {
-		case was == nil:
-			d.Hooks.Added = append(d.Hooks.Added, DiffEntry{Name: name, Origin: now.Origin()})
-		case was.Equal(now):
-			d.Hooks.Unchanged = append(d.Hooks.Unchanged, name)
-		default:
-			d.Hooks.Changed = append(d.Hooks.Changed, DiffChange{Name: name, Origin: now.Origin(),
-				Keys: hookKeys.diff("", was, now, nil)})
-		}
-	}
+	d.Teardown = diffSteps(old.Teardown, new.Teardown, teardownKeys)
+	d.Hooks = diffSteps(old.Hooks, new.Hooks, hookKeys)
 	return d
 }
 
-func newStepsDiff() StepsDiff {
-	return StepsDiff{Added: []DiffEntry{}, Removed: []DiffEntry{}, Changed: []DiffChange{}, Unchanged: []string{}}
+// step is what diffSteps needs of a teardown step or a hook.
+type step[S any] interface {
+	*S
+	Equal(*S) bool
+	Origin() string
+}
+
+// diffSteps compares two sets of named tables of one schema (teardown
+// steps or hooks), by name; every list is non-nil.
+func diffSteps[S any, P step[S]](old, new map[string]*S, keys schema[S]) StepsDiff {
+	d := StepsDiff{Added: []DiffEntry{}, Removed: []DiffEntry{}, Changed: []DiffChange{}, Unchanged: []string{}}
+	for _, name := range slices.Sorted(maps.Keys(old)) {
+		if new[name] == nil {
+			d.Removed = append(d.Removed, DiffEntry{Name: name, Origin: P(old[name]).Origin()})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(new)) {
+		now, was := P(new[name]), old[name]
+		switch {
+		case was == nil:
+			d.Added = append(d.Added, DiffEntry{Name: name, Origin: now.Origin()})
+		case P(was).Equal(new[name]):
+			d.Unchanged = append(d.Unchanged, name)
+		default:
+			d.Changed = append(d.Changed, DiffChange{Name: name, Origin: now.Origin(), Keys: keys.diff("", was, new[name], nil)})
+		}
+	}
+	return d
 }
 
 // Empty reports whether applying the diff would change nothing.

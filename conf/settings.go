@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/supervise/supervise/conf/typo"
 )
 
 // This file holds the machinery behind the key declarations of keys.go.
@@ -132,7 +134,7 @@ func (v *value[S, T]) checkRequired(t *table, prefix []string, s *S, w *written)
 	}
 	// A near misspelling is already reported as an unknown key.
 	if slices.ContainsFunc(w.keys[strings.Join(prefix, ".")], func(k string) bool {
-		return k != v.name && editDistance(k, v.name) <= 2
+		return k != v.name && typo.Distance(k, v.name) <= 2
 	}) {
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/supervise/supervise/conf/typo"
 )
 
 // Kind is what an argument or a flag's value must look like. The command
@@ -426,7 +428,7 @@ func (r *Registry) Names(remote bool) []string {
 func (r *Registry) Suggest(name string) string {
 	best, bestD := "", 3
 	for _, c := range r.list {
-		if d := editDistance(name, c.Name); d < bestD {
+		if d := typo.Distance(name, c.Name); d < bestD {
 			best, bestD = c.Name, d
 		}
 	}
@@ -438,30 +440,6 @@ func (r *Registry) Suggest(name string) string {
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance of short strings.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // UnknownCommandError is the error for a command name that r does not
