@@ -520,10 +520,13 @@ func (s *Server) handle(ctx context.Context, c *net.UnixConn, hs Handlers) {
 		// The client sends nothing after its request: whatever the
 		// read returns, end of file or data, means it is done with us.
 		// (Once the handler has returned, fail does nothing: the read
-		// then ends by the deadline set below.)
+		// then ends by the deadline set below.) The request's deadline
+		// is lifted here, before the reader starts, so that it can never
+		// lift the deadline that ends it.
+		rerr := c.SetReadDeadline(time.Time{})
 		workers.Go(func() {
-			if err := c.SetReadDeadline(time.Time{}); err != nil {
-				out.fail(err)
+			if rerr != nil {
+				out.fail(rerr)
 				return
 			}
 			if buffered {
