@@ -17,20 +17,7 @@ func FormatDuration(d time.Duration) string {
 		}
 		return "-" + FormatDuration(-d)
 	}
-	switch {
-	case d >= time.Minute:
-		d = d.Round(time.Second)
-	case d >= 10*time.Second:
-		d = d.Round(100 * time.Millisecond)
-	case d >= time.Second:
-		d = d.Round(10 * time.Millisecond)
-	default:
-		unit := time.Duration(1)
-		for d/unit >= 1000 {
-			unit *= 10
-		}
-		d = d.Round(unit)
-	}
+	d = RoundDuration(d)
 	s := d.String()
 	if t, ok := strings.CutSuffix(s, "m0s"); ok {
 		s = t + "m"
@@ -39,6 +26,28 @@ func FormatDuration(d time.Duration) string {
 		s = t + "h"
 	}
 	return s
+}
+
+// RoundDuration rounds a non-negative d as FormatDuration writes it: to
+// three significant digits below a minute, to whole seconds from a minute
+// on. A log field of a remaining time ("half_open_in") reads "6s", not
+// "5.999948874s".
+func RoundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return d
+	case d >= time.Minute:
+		return d.Round(time.Second)
+	case d >= 10*time.Second:
+		return d.Round(100 * time.Millisecond)
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	}
+	unit := time.Duration(1)
+	for d/unit >= 1000 {
+		unit *= 10
+	}
+	return d.Round(unit)
 }
 
 // Plural returns "1 program", "2 programs", "0 programs": n and the noun,

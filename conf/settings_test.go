@@ -405,3 +405,17 @@ func TestDefaultsFromDeclarations(t *testing.T) {
 		t.Error("defaults shared between programs")
 	}
 }
+
+func TestRoundDuration(t *testing.T) {
+	for in, want := range map[time.Duration]time.Duration{
+		5999948874 * time.Nanosecond: 6 * time.Second,
+		1234567 * time.Nanosecond:    1230 * time.Microsecond,
+		12345 * time.Millisecond:     12300 * time.Millisecond,
+		61500 * time.Millisecond:     62 * time.Second,
+		-time.Second:                 -time.Second,
+	} {
+		if got := RoundDuration(in); got != want {
+			t.Errorf("RoundDuration(%v) = %v, want %v", in, got, want)
+		}
+	}
+}

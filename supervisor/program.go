@@ -134,7 +134,7 @@ func (s *Supervisor) record(p *program, r lifecycle.Record) {
 		case r.To == lifecycle.Open:
 			b := p.m.Breaker()
 			log.Warn("breaker open: not restarting", zap.String("reason", r.Reason),
-				zap.Int("failures", b.Failures()), zap.Duration("half_open_in", b.Remaining(s.clk.Now())))
+				zap.Int("failures", b.Failures()), zap.Duration("half_open_in", conf.RoundDuration(b.Remaining(s.clk.Now()))))
 		default:
 			log.Debug("state", fields...)
 		}
