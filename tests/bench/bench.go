@@ -366,6 +366,7 @@ func Run(o Options) (*Results, error) {
 		h.r.Machine["node"] = strings.TrimSpace(outputOf("node", "--version"))
 	}
 	h.r.Machine["supervise"] = strings.TrimSpace(outputOf(h.sv, "version"))
+	h.r.Machine["load before"] = loadAverage()
 	h.logf("work dir %s; peers present %v; absent %v", h.work, h.r.Present, h.r.Absent)
 
 	sups := h.peers(all...)
@@ -418,8 +419,24 @@ func Run(o Options) (*Results, error) {
 	}
 	sort.Strings(h.r.Missing)
 	h.r.Elapsed = time.Since(start)
+	h.r.Machine["load after"] = loadAverage()
 	h.logf("done in %v; missing %d figures", h.r.Elapsed.Round(time.Second), len(h.r.Missing))
 	return h.r, nil
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages of
+// /proc/loadavg, "" if it cannot be read: the Method of BENCHMARKS.md
+// reports them before and after a run.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func (h *harness) checkPresent(name string, bins []string) {

@@ -282,3 +282,17 @@ func TestPeerSelection(t *testing.T) {
 		t.Errorf("supervise not present although selected")
 	}
 }
+
+// TestMarkdownLoad: the load averages read before and after a run head
+// its tables.
+func TestMarkdownLoad(t *testing.T) {
+	r := newResults()
+	r.Runs = 1
+	r.Machine = map[string]string{"load before": "0.10 0.20 0.30", "load after": "1.00 2.00 3.00"}
+	if md := r.Markdown(); !strings.Contains(md, "0.10 0.20 0.30 before the run, 1.00 2.00 3.00 after it") {
+		t.Errorf("Markdown does not give the load averages:\n%s", md)
+	}
+	if la := loadAverage(); len(strings.Fields(la)) != 3 {
+		t.Errorf("loadAverage() = %q, want three fields of /proc/loadavg", la)
+	}
+}

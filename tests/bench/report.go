@@ -97,6 +97,9 @@ func (r *Results) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Runs: %d%s. Cells with several runs: median (min–max over runs).\n\n", r.Runs,
 		map[bool]string{true: " (smoke mode)", false: ""}[r.Smoke])
+	if before, after := r.Machine["load before"], r.Machine["load after"]; before != "" || after != "" {
+		fmt.Fprintf(&b, "Load average (1, 5, 15 min, /proc/loadavg): %s before the run, %s after it.\n\n", before, after)
+	}
 	for _, d := range figureDocs {
 		peers := r.order[d.fig]
 		if len(peers) == 0 {
