@@ -24,11 +24,12 @@ var version = "0.1.0-dev"
 
 func main() {
 	procs.CloseOnExecFrom(3) // no child inherits what this process inherited (SPEC §9)
-	// One event loop owns all state, so a second P mostly buys runtime
-	// handoffs between threads: with one, a steady heartbeat costs about a
-	// quarter fewer context switches and a restart is slightly quicker,
-	// and the supervisor never competes with its programs for more than
-	// one core. $GOMAXPROCS still wins when set.
+	// One event loop owns all state, so a second P buys little: it
+	// narrows the watchdog's detection tail on a busy machine by about a
+	// third, at the same cost per heartbeat, and a restart storm was no
+	// faster with it (BENCHMARKS.md, "One P or two"). With one, the
+	// supervisor never competes with its programs for more than one core.
+	// $GOMAXPROCS still wins when set.
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}

@@ -2,7 +2,7 @@
 # Installs the peers from Debian's packages (without starting their system
 # services) and pm2 from npm, and runs the benchmark of supervise against
 # them.
-#   tests/bench/run.sh            full run (about 20 minutes, 2 cores)
+#   tests/bench/run.sh            full run (about 35 minutes, 2 cores)
 #   tests/bench/run.sh -smoke     every figure with tiny sizes, about 1.5 minutes
 # Other flags go to tests/bench/cmd/bench (-runs N, -json FILE, -md FILE,
 # -peers supervise,runit,...; -figures restart,crash,startup,idle,shutdown,pid1,pid1pair,watchdog,wdtail,
