@@ -163,14 +163,14 @@ func diffSteps[S any, P step[S]](old, new map[string]*S, keys schema[S]) StepsDi
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(new)) {
-		now, was := P(new[name]), old[name]
+		now, was := new[name], old[name]
 		switch {
 		case was == nil:
-			d.Added = append(d.Added, DiffEntry{Name: name, Origin: now.Origin()})
-		case P(was).Equal(new[name]):
+			d.Added = append(d.Added, DiffEntry{Name: name, Origin: P(now).Origin()})
+		case P(was).Equal(now):
 			d.Unchanged = append(d.Unchanged, name)
 		default:
-			d.Changed = append(d.Changed, DiffChange{Name: name, Origin: now.Origin(), Keys: keys.diff("", was, new[name], nil)})
+			d.Changed = append(d.Changed, DiffChange{Name: name, Origin: P(now).Origin(), Keys: keys.diff("", was, now, nil)})
 		}
 	}
 	return d

@@ -43,6 +43,22 @@ reset_timeout = "3s"
 		if p.PID != 0 {
 			t.Errorf("open program shows pid %d", p.PID)
 		}
+		// The log says when the trial is due as a reader expects it
+		// ("3s"), not to the nanosecond ("2.999948874s").
+		var halfOpenIn []any
+		for _, l := range s.logLines() {
+			if l["msg"] == "breaker open: not restarting" {
+				halfOpenIn = append(halfOpenIn, l["half_open_in"])
+			}
+		}
+		if len(halfOpenIn) == 0 {
+			t.Errorf("no 'breaker open: not restarting' entry in the log:\n%s", s.logTail(20))
+		}
+		for _, v := range halfOpenIn {
+			if d, ok := v.(string); !ok || !regexp.MustCompile(`^[0-9]+(\.[0-9]{1,2})?s$`).MatchString(d) {
+				t.Errorf("half_open_in = %v, want a duration rounded to three digits like 3s", v)
+			}
+		}
 
 		// Half-open trial after reset_timeout: one start, which fails and
 		// opens the breaker again.
